@@ -1,0 +1,39 @@
+# dso — the two first commands of README.md are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help dev-env demo test check lint typecheck unit integration clean
+
+help:
+	@echo "make demo      set up and show dso on the local vault"
+	@echo "make test      set up and run the whole suite (lint, types, unit, integration, e2e)"
+	@echo "make check     lint + types only"
+
+dev-env:
+	@scripts/dev-env
+
+demo: dev-env
+	@scripts/demo
+
+lint: dev-env
+	$(VENV)/bin/ruff check kernel providers tests bench
+	$(VENV)/bin/ruff format --check kernel providers tests bench
+
+typecheck: dev-env
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+test: check
+	$(PY) -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: dev-env
+	$(PY) -m pytest -n auto tests/unit $(PYTEST_ARGS)
+
+integration: dev-env
+	$(PY) -m pytest -n auto tests/integration tests/e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .dev-env .mypy_cache .ruff_cache .pytest_cache dist .build

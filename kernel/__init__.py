@@ -1,0 +1,21 @@
+"""dso kernel: config, state, the provider host, the rotation engine, the agent and the CLI.
+
+This package's import must stay cheap: ``docker-dso docker-cli-plugin-metadata`` imports it
+before every ``docker`` call. Heavy names are loaded on first attribute access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "hookimpl":
+        import pluggy
+
+        return pluggy.HookimplMarker("dso")
+    raise AttributeError(f"module 'kernel' has no attribute {name!r}")

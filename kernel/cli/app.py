@@ -1,0 +1,80 @@
+"""The :class:`Application` every command receives: output channels, config and layout.
+
+Data goes to stdout, messages to stderr (hatch's convention), so ``docker dso … --json | jq``
+always sees clean JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from kernel.errors import DSOError, ExitCode
+
+if TYPE_CHECKING:
+    from kernel.paths import Layout
+
+
+class Abort(DSOError):
+    """Raised by :meth:`Application.abort`; carries the exit code chosen by the command."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code  # type: ignore[assignment]
+
+
+class Application:
+    """State shared by every command of one invocation."""
+
+    def __init__(self, *, prog: str, config_path: Path | None, log_level: str) -> None:
+        self.prog = prog
+        self.config_path = config_path
+        self.log_level = log_level
+
+    # -- output -------------------------------------------------------------------------------
+
+    def out(self, text: str = "") -> None:
+        """Data for the user: stdout."""
+        click.echo(text)
+
+    def out_json(self, doc: Any) -> None:
+        click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+
+    def info(self, text: str) -> None:
+        """A message about what happened: stderr."""
+        click.echo(text, err=True)
+
+    def warn(self, text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    def abort(self, message: str, code: int = ExitCode.ERROR) -> NoReturn:
+        raise Abort(message, code)
+
+    @property
+    def stdout_is_tty(self) -> bool:
+        return sys.stdout.isatty()
+
+    @property
+    def stdin_is_tty(self) -> bool:
+        return sys.stdin.isatty()
+
+    # -- environment ----------------------------------------------------------------------------
+
+    @cached_property
+    def layout(self) -> Layout:
+        from kernel.paths import local_layout
+
+        return local_layout()
+
+    @property
+    def debug(self) -> bool:
+        return os.environ.get("DSO_DEBUG", "") not in ("", "0")
+
+
+pass_app = click.make_pass_decorator(Application)

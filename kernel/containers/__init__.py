@@ -1,0 +1,1 @@
+"""Everything that talks to the Docker daemon. ``docker.errors.*`` are translated here."""
