@@ -92,7 +92,8 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
 def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:
     """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
     try:
-        cli.main(args=list(argv), prog_name=prog_name, standalone_mode=False)
+        # Without standalone mode click *returns* the code of a click.exceptions.Exit.
+        result = cli.main(args=list(argv), prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -113,7 +114,7 @@ def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:
         # `docker dso secret list | head -1`: the reader left; not an error of ours.
         sys.stderr.close()
         return ExitCode.OK
-    return ExitCode.OK
+    return result if isinstance(result, int) else ExitCode.OK
 
 
 def _debug() -> bool:
