@@ -44,8 +44,14 @@ def dso_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.setenv("DSO_HOME", str(home))
     monkeypatch.setenv("HOME", str(user_home))
-    for var in ("DSO_CONFIG", "DSO_VAULT_PASSPHRASE", "DSO_LOG_LEVEL", "DSO_DEBUG",
-                "JOURNAL_STREAM", "XDG_RUNTIME_DIR"):
+    for var in (
+        "DSO_CONFIG",
+        "DSO_VAULT_PASSPHRASE",
+        "DSO_LOG_LEVEL",
+        "DSO_DEBUG",
+        "JOURNAL_STREAM",
+        "XDG_RUNTIME_DIR",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(work)
     return home
@@ -55,8 +61,9 @@ def dso_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_dso(dso_home: Path) -> RunDso:
     from kernel.cli.main import run
 
-    def _run(*args: str, input: str | bytes | None = None,
-             env: dict[str, str | None] | None = None) -> CliResult:
+    def _run(
+        *args: str, input: str | bytes | None = None, env: dict[str, str | None] | None = None
+    ) -> CliResult:
         runner = CliRunner()
         with runner.isolation(input=input, env=env) as (out, err, _mixed):
             code = run(list(args))

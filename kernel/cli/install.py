@@ -1,4 +1,4 @@
-"""``dso install``: make ``docker dso …`` work by linking ``docker-dso`` into docker's plugin dirs."""
+"""``dso install``: link ``docker-dso`` into docker's plugin dirs so ``docker dso …`` works."""
 
 from __future__ import annotations
 
@@ -52,15 +52,20 @@ def _link(target: Path, link: Path, *, force: bool) -> str:
 
 
 @click.command()
-@click.option("--system/--user", "system", default=None,
-              help="Install for all users (/usr/local/lib/docker/cli-plugins; needs root) "
-                   "or only for you (~/.docker/cli-plugins). Default: both when root, else user.")
+@click.option(
+    "--system/--user",
+    "system",
+    default=None,
+    help="Install for all users (/usr/local/lib/docker/cli-plugins; needs root) "
+    "or only for you (~/.docker/cli-plugins). Default: both when root, else user.",
+)
 @click.option("--uninstall", is_flag=True, help="Remove the links instead.")
 @click.option("--force", is_flag=True, help="Replace an existing docker-dso that is not ours.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_app
-def install(app: Application, system: bool | None, uninstall: bool, force: bool,
-            as_json: bool) -> None:
+def install(
+    app: Application, system: bool | None, uninstall: bool, force: bool, as_json: bool
+) -> None:
     """Install dso as a Docker CLI plugin, so `docker dso …` works.
 
     \b
@@ -94,8 +99,9 @@ def install(app: Application, system: bool | None, uninstall: bool, force: bool,
                 action = _link(target, link, force=force)
         except OSError as exc:
             raise StorageError(f"could not update {link}: {exc.strerror}") from None
-        results.append({"path": str(link), "target": str(target) if target else None,
-                        "action": action})
+        results.append(
+            {"path": str(link), "target": str(target) if target else None, "action": action}
+        )
     if as_json:
         app.out_json(results)
         return

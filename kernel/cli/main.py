@@ -85,8 +85,9 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
     from kernel.log import configure
 
     configure(log_level)
-    ctx.obj = Application(prog=ctx.find_root().info_name or "dso", config_path=config_path,
-                          log_level=log_level)
+    ctx.obj = Application(
+        prog=ctx.find_root().info_name or "dso", config_path=config_path, log_level=log_level
+    )
 
 
 def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:

@@ -43,8 +43,9 @@ def daemon_version(host: str | None = None, *, timeout: float = 2.0) -> dict[str
     if url.scheme == "unix":
         conn = _UnixHTTPConnection(url.path, timeout)
     elif url.scheme in ("tcp", "http"):
-        conn = http.client.HTTPConnection(url.hostname or "localhost", url.port or 2375,
-                                          timeout=timeout)
+        conn = http.client.HTTPConnection(
+            url.hostname or "localhost", url.port or 2375, timeout=timeout
+        )
     else:
         raise DockerUnavailableError(
             f"Docker host {host!r} uses the unsupported scheme {url.scheme!r}",

@@ -21,11 +21,19 @@ def docker_env(tmp_path: Path) -> dict[str, str]:
     """A DOCKER_CONFIG of our own with dso installed into it by `dso install --user`."""
     if shutil.which("docker") is None:
         pytest.fail("the docker CLI is missing: run scripts/dev-env")
-    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config"),
-           "DSO_HOME": str(tmp_path / "dso-home")}
+    env = {
+        **os.environ,
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+        "DSO_HOME": str(tmp_path / "dso-home"),
+    }
     env.pop("DOCKER_HOST", None)
-    done = subprocess.run([BIN / "dso", "install", "--user", "--json"], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [BIN / "dso", "install", "--user", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (entry,) = json.loads(done.stdout)
     assert entry["action"] == "linked"
     assert Path(entry["path"]).is_symlink()
@@ -33,8 +41,7 @@ def docker_env(tmp_path: Path) -> dict[str, str]:
 
 
 def docker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=30)
 
 
 def test_metadata_imports_nothing_heavy() -> None:
@@ -45,8 +52,7 @@ def test_metadata_imports_nothing_heavy() -> None:
         "heavy = {'click','docker','yaml','rich','cryptography','pluggy','msgpack','requests'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     meta = json.loads(done.stdout)
     assert meta["SchemaVersion"] == "0.1.0"
     assert done.stderr.strip() == "[]"
@@ -74,16 +80,22 @@ def test_docker_help_dso_shows_dso_help(docker_env: dict[str, str]) -> None:
 
 def test_unreachable_daemon_is_said_clearly(docker_env: dict[str, str], tmp_path: Path) -> None:
     env = {**docker_env, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
-    done = subprocess.run([BIN / "docker-dso", "dso", "version"], env=env,
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [BIN / "docker-dso", "dso", "version"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 6
     assert "docker:  unreachable: Docker daemon unreachable at unix://" in done.stdout
     assert "Traceback" not in done.stderr
 
 
 def test_uninstall_removes_the_link(docker_env: dict[str, str]) -> None:
-    done = subprocess.run([BIN / "dso", "install", "--user", "--uninstall", "--json"],
-                          env=docker_env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [BIN / "dso", "install", "--user", "--uninstall", "--json"],
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (entry,) = json.loads(done.stdout)
     assert entry["action"] == "removed"
     assert not Path(entry["path"]).exists()

@@ -48,8 +48,21 @@ def test_layering(path: Path) -> None:
         assert not tops & {"docker", "yaml", "pluggy", "cryptography"}
 
 
-FORBIDDEN_MODULE_NAMES = {"logging", "secrets", "docker", "yaml", "json", "typing", "types",
-                          "click", "pluggy", "msgpack", "socket", "signal", "select"}
+FORBIDDEN_MODULE_NAMES = {
+    "logging",
+    "secrets",
+    "docker",
+    "yaml",
+    "json",
+    "typing",
+    "types",
+    "click",
+    "pluggy",
+    "msgpack",
+    "socket",
+    "signal",
+    "select",
+}
 
 
 def test_no_module_shadows_stdlib_or_a_dependency() -> None:

@@ -15,8 +15,13 @@ from kernel.log import configure, get_logger, stderr_is_journal, syslog_priority
 
 @pytest.mark.parametrize(
     ("level", "priority"),
-    [(logging.DEBUG, 7), (logging.INFO, 6), (logging.WARNING, 4), (logging.ERROR, 3),
-     (logging.CRITICAL, 2)],
+    [
+        (logging.DEBUG, 7),
+        (logging.INFO, 6),
+        (logging.WARNING, 4),
+        (logging.ERROR, 3),
+        (logging.CRITICAL, 2),
+    ],
 )
 def test_syslog_priorities_match_journalctl_p(level: int, priority: int) -> None:
     assert syslog_priority(level) == priority

@@ -10,8 +10,15 @@ from kernel.secret_value import MASK, SecretValue
 
 def test_every_rendering_is_masked(canary: str, caplog: pytest.LogCaptureFixture) -> None:
     value = SecretValue(canary)
-    rendered = [repr(value), str(value), f"{value}", f"{value!r}", "%s" % value, f"{[value]}",
-                f"{ {'k': value} }"]
+    rendered = [
+        repr(value),
+        str(value),
+        f"{value}",
+        f"{value!r}",
+        "%s" % value,  # noqa: UP031
+        f"{[value]}",
+        f"{ {'k': value} }",
+    ]
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("dso.test").error("value is %s / %r", value, value)
     for text in [*rendered, caplog.text]:
