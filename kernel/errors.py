@@ -104,15 +104,18 @@ class ConfigError(DSOError):
         *,
         path: Path | str | None = None,
         line: int | None = None,
+        column: int | None = None,
         key: str | None = None,
         hint: str | None = None,
     ) -> None:
         self.path = str(path) if path is not None else None
         self.line = line
+        self.column = column
         self.key = key
         where = ""
         if self.path:
-            where = self.path + (f":{line}" if line else "") + ": "
+            where = self.path + (f":{line}" if line else "")
+            where += (f":{column}" if line and column else "") + ": "
         if key:
             where += f"{key}: "
         super().__init__(where + message, hint=hint)

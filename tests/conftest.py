@@ -54,6 +54,10 @@ def dso_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(work)
+    # Never read the machine's /etc/dso/dso.yaml from a test.
+    import kernel.config.loader
+
+    monkeypatch.setattr(kernel.config.loader, "SYSTEM_CONFIG", tmp_path / "etc-dso" / "dso.yaml")
     return home
 
 

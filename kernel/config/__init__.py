@@ -1,0 +1,85 @@
+"""dso configuration: one strict schema, its loader and validator (docs/configuration.md).
+
+Typical use::
+
+    from kernel.config import load_config
+
+    loaded = load_config(app.config_path)      # raises ConfigError with file:line: key:
+    provider = loaded.config.provider()          # the default provider's ProviderConfig
+
+Modules: ``schema`` (every key, the single source of truth), ``yaml_source`` (YAML with line
+numbers), ``expand`` (``${VAR}``), ``units`` (durations and sizes), ``validate``,
+``credentials`` (literal credentials, for the permission check), ``model`` (frozen
+dataclasses), ``document`` (masked rendering), ``loader`` (lookup and permissions).
+"""
+
+from __future__ import annotations
+
+from kernel.config.document import config_document, config_yaml
+from kernel.config.expand import expand, is_reference_only
+from kernel.config.loader import (
+    Candidate,
+    ConfigReport,
+    LoadedConfig,
+    check_config,
+    default_candidates,
+    find_config,
+    load_config,
+    lookup_order,
+)
+from kernel.config.model import (
+    AgentConfig,
+    BreakerConfig,
+    CacheConfig,
+    Config,
+    LoggingConfig,
+    ProviderConfig,
+    RotationConfig,
+    WatchConfig,
+)
+from kernel.config.schema import (
+    CREDENTIAL_KEYS,
+    PROVIDER_TYPES,
+    SCHEMA,
+    SUPPORTED_VERSION,
+    Field,
+    FieldType,
+    is_credential_key,
+    iter_fields,
+)
+from kernel.config.units import format_duration, format_size, parse_duration, parse_size
+
+__all__ = [
+    "CREDENTIAL_KEYS",
+    "PROVIDER_TYPES",
+    "SCHEMA",
+    "SUPPORTED_VERSION",
+    "AgentConfig",
+    "BreakerConfig",
+    "CacheConfig",
+    "Candidate",
+    "Config",
+    "ConfigReport",
+    "Field",
+    "FieldType",
+    "LoadedConfig",
+    "LoggingConfig",
+    "ProviderConfig",
+    "RotationConfig",
+    "WatchConfig",
+    "check_config",
+    "config_document",
+    "config_yaml",
+    "default_candidates",
+    "expand",
+    "find_config",
+    "format_duration",
+    "format_size",
+    "is_credential_key",
+    "is_reference_only",
+    "iter_fields",
+    "load_config",
+    "lookup_order",
+    "parse_duration",
+    "parse_size",
+]

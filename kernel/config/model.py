@@ -1,0 +1,202 @@
+"""The validated configuration as frozen dataclasses; what the rest of dso reads.
+
+Defaults come from :mod:`kernel.config.schema` (never repeated here), so ``Config.default()``
+is exactly what a missing file means: one provider, ``local``, of type ``local``. Durations are
+float seconds, sizes int bytes. Provider settings are read-only mappings in which credentials
+are :class:`~kernel.secret_value.SecretValue` objects, so printing a ``Config`` never shows one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from kernel.config.schema import SUPPORTED_VERSION, default
+from kernel.errors import ConfigError, ProviderNotFoundError
+from kernel.secret_value import SecretValue
+
+_P = "providers.<name>"
+
+
+def _frozen(value: Any) -> Any:
+    """Deep read-only copy: dicts become mapping proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """``providers.<name>.breaker``: when a failing provider is isolated, and for how long."""
+
+    failure_threshold: int = default(f"{_P}.breaker.failure_threshold")
+    cooldown: float = default(f"{_P}.breaker.cooldown")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """``providers.<name>``: one secret back end.
+
+    ``source``, ``line`` and ``setting_lines`` locate the provider in its file so the provider
+    can report a bad setting at ``file:line`` (:meth:`setting_error`); they do not take part in
+    equality.
+    """
+
+    name: str
+    type: str
+    timeout: float = default(f"{_P}.timeout")
+    env: tuple[str, ...] = default(f"{_P}.env")
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    #: Type-specific settings, ``${VAR}`` already expanded; credentials are SecretValue.
+    settings: Mapping[str, Any] = field(default_factory=_empty)
+    source: Path | None = field(default=None, compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
+    #: Setting key (dotted below the provider: ``auth.role_id``) → line in ``source``.
+    setting_lines: Mapping[str, int] = field(default_factory=_empty, compare=False, repr=False)
+
+    def credential(self, key: str) -> SecretValue | None:
+        """The credential setting ``key``, or None when absent."""
+        value = self.settings.get(key)
+        return value if isinstance(value, SecretValue) else None
+
+    def setting_error(self, key: str, message: str, *, hint: str | None = None) -> ConfigError:
+        """A :class:`ConfigError` at the line of setting ``key`` (for the provider's checks)."""
+        return ConfigError(
+            message,
+            path=self.source,
+            line=self.setting_lines.get(key, self.line),
+            key=f"providers.{self.name}.{key}",
+            hint=hint,
+        )
+
+
+def _local_provider() -> Mapping[str, ProviderConfig]:
+    return MappingProxyType({"local": ProviderConfig(name="local", type="local")})
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """``agent.cache``: the cache of fetched secret values."""
+
+    ttl: float = default("agent.cache.ttl")
+    max_size: int = default("agent.cache.max_size")
+
+
+@dataclass(frozen=True, slots=True)
+class RotationConfig:
+    """``agent.rotation``: how containers are rotated when their secrets change."""
+
+    strategy: str = default("agent.rotation.strategy")
+    timeout: float = default("agent.rotation.timeout")
+    rollback_on_failure: bool = default("agent.rotation.rollback_on_failure")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    """``agent.watch``: how changes are noticed."""
+
+    polling_interval: float = default("agent.watch.polling_interval")
+    debounce_window: float = default("agent.watch.debounce_window")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """``agent``: the long-running agent."""
+
+    socket: Path = field(default_factory=partial(default, "agent.socket"))
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """``logging``: the agent's log messages."""
+
+    level: str = default("logging.level")
+    format: str = default("logging.format")
+    file: Path | None = field(default_factory=partial(default, "logging.file"))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, valid configuration."""
+
+    version: int = SUPPORTED_VERSION
+    default_provider: str = default("default_provider")
+    #: Name → provider; always contains ``local``.
+    providers: Mapping[str, ProviderConfig] = field(default_factory=_local_provider)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @classmethod
+    def default(cls) -> Config:
+        """The configuration in force when there is no file."""
+        return cls()
+
+    def provider(self, name: str | None = None) -> ProviderConfig:
+        """The provider called ``name`` (default: ``default_provider``)."""
+        name = name or self.default_provider
+        try:
+            return self.providers[name]
+        except KeyError:
+            defined = ", ".join(sorted(self.providers))
+            raise ProviderNotFoundError(
+                f"no provider {name!r} is configured (configured: {defined})",
+                provider=name,
+                hint="add it under `providers:` in the configuration "
+                "(docker dso config path shows which file)",
+            ) from None
+
+
+def build_config(
+    values: Mapping[str, Any], *, source: Path | None = None, lines: Mapping[str, int] | None = None
+) -> Config:
+    """The :class:`Config` for the value tree of a successful validation."""
+    lines = lines or {}
+    providers: dict[str, ProviderConfig] = {}
+    for name, spec in values["providers"].items():
+        prefix = f"providers.{name}."
+        providers[name] = ProviderConfig(
+            name=name,
+            type=spec["type"],
+            timeout=spec["timeout"],
+            env=tuple(spec["env"]),
+            breaker=BreakerConfig(**spec["breaker"]),
+            settings=_frozen(spec["settings"]),
+            source=source,
+            line=lines.get(f"providers.{name}"),
+            setting_lines=MappingProxyType(
+                {
+                    key[len(prefix) :]: line
+                    for key, line in lines.items()
+                    if key.startswith(prefix)
+                    and key[len(prefix) :].split(".")[0].split("[")[0] in spec["settings"]
+                }
+            ),
+        )
+    if "local" not in providers:
+        providers = {**_local_provider(), **providers}
+    agent = values["agent"]
+    return Config(
+        version=values["version"],
+        default_provider=values["default_provider"],
+        providers=MappingProxyType(providers),
+        agent=AgentConfig(
+            socket=agent["socket"],
+            cache=CacheConfig(**agent["cache"]),
+            rotation=RotationConfig(**agent["rotation"]),
+            watch=WatchConfig(**agent["watch"]),
+        ),
+        logging=LoggingConfig(**values["logging"]),
+    )
