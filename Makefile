@@ -18,8 +18,8 @@ demo: dev-env
 	@scripts/demo
 
 lint: dev-env
-	$(VENV)/bin/ruff check kernel providers tests bench
-	$(VENV)/bin/ruff format --check kernel providers tests bench
+	$(VENV)/bin/ruff check kernel providers tests bench scripts
+	$(VENV)/bin/ruff format --check kernel providers tests bench scripts
 
 typecheck: dev-env
 	$(VENV)/bin/mypy
