@@ -30,13 +30,15 @@ def _walk(command: click.Command, ctx: click.Context, path: list[str]) -> list[s
             sub = command.get_command(ctx, name)
             if sub is None or sub.hidden:
                 continue
-            sub_ctx = click.Context(sub, info_name=name, parent=ctx)
+            sub_ctx = sub.make_context(name, [], parent=ctx, resilient_parsing=True)
             lines += _walk(sub, sub_ctx, [*path, name])
     return lines
 
 
 def render() -> str:
-    ctx = click.Context(cli, info_name="dso", terminal_width=100, max_content_width=100)
+    # make_context applies the root's context_settings (-h/--help), as a real run does.
+    ctx = cli.make_context("dso", [], resilient_parsing=True)
+    ctx.terminal_width = ctx.max_content_width = 100
     header = [
         "# CLI reference",
         "",
