@@ -6,7 +6,12 @@ before every ``docker`` call. Heavy names are loaded on first attribute access.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type checkers see the real marker; at run time it is made on first use
+    import pluggy
+
+    hookimpl: pluggy.HookimplMarker
 
 __version__ = "0.1.0"
 

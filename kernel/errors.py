@@ -10,7 +10,9 @@ Exception messages never contain secret values: name the reference, never the by
     DSOError                         exit 1  generic failure
     ├── UsageError                   exit 2  bad command-line input
     ├── ConfigError                  exit 3  invalid configuration (file, line, key)
-    │   └── ConfigPermissionError    exit 3  config with credentials readable/writable by others
+    │   ├── ConfigPermissionError    exit 3  config with credentials readable/writable by others
+    │   ├── ComposeError             exit 3  docker compose rejected the project (its message shown)
+    │   └── ExtensionError           exit 3  an extension could not be loaded (import, unknown hook)
     ├── VaultError                   exit 4  local vault problems
     │   ├── VaultNotFoundError               no vault.enc: run `docker dso init`
     │   ├── VaultExistsError                 init would clobber an existing vault
@@ -23,7 +25,9 @@ Exception messages never contain secret values: name the reference, never the by
     │   ├── InvalidSecretValueError          empty or oversized value
     │   └── SecretReferenceError             a dso:// or dsofile:// reference that does not parse
     ├── DockerError                  exit 6  the Docker daemon refused or failed a call
-    │   └── DockerUnavailableError           no daemon answers
+    │   ├── DockerUnavailableError           no daemon answers
+    │   ├── DockerNotFoundError              the container, network or image does not exist
+    │   └── DockerConflictError              a name is already in use, or the object is busy
     ├── ProviderError                exit 7  a provider failed (carries a wire code)
     │   ├── ProtocolError                    the provider broke the protocol
     │   ├── ProviderNotFoundError            no such provider configured or discovered
@@ -32,6 +36,7 @@ Exception messages never contain secret values: name the reference, never the by
     │   └── ProviderTimeoutError             a request passed its deadline
     ├── StorageError                 exit 8  state could not be written (disk full, permissions)
     └── RotationError                exit 9  a rotation failed or was rolled back
+        └── RotationBusyError                another rotation of the same target holds its lock
 """
 
 from __future__ import annotations
@@ -130,6 +135,20 @@ class ConfigPermissionError(ConfigError):
     """
 
 
+class ComposeError(ConfigError):
+    """Raised when ``docker compose`` rejects the project (its own message is shown) or a service
+    cannot receive its secrets as written; fix the compose file named in the message.
+    """
+
+
+class ExtensionError(ConfigError):
+    """Raised when an installed extension cannot be loaded: its import fails, it implements an
+    unknown hook (a typo such as ``dso_befor_swap``), its hook arguments do not match, or its
+    file is writable by others. Fix or remove it, or skip it with
+    ``DSO_DISABLE_EXTENSIONS=<name>``; ``docker dso extensions list`` shows each one.
+    """
+
+
 class VaultError(DSOError):
     """Raised for problems with the local encrypted vault (``vault.enc``)."""
 
@@ -191,6 +210,14 @@ class DockerUnavailableError(DockerError):
     """Raised when no Docker daemon answers at the configured address."""
 
 
+class DockerNotFoundError(DockerError):
+    """Raised when the daemon answers 404: the container, network or image named is not there."""
+
+
+class DockerConflictError(DockerError):
+    """Raised when the daemon answers 409: a name is already in use or the object is busy."""
+
+
 class ProviderError(DSOError):
     """Raised when a provider fails. ``code`` is the protocol's wire error code."""
 
@@ -240,3 +267,10 @@ class RotationError(DSOError):
     """Raised when a rotation fails; the message says what state the containers were left in."""
 
     exit_code = ExitCode.ROTATION
+
+
+class RotationBusyError(RotationError):
+    """Raised when another rotation of the same container holds its lock past the wait limit.
+
+    Nothing was changed; retry later, or pass a longer ``--wait``.
+    """

@@ -29,13 +29,16 @@ from kernel.config.loader import (
 )
 from kernel.config.model import (
     AgentConfig,
+    AuditConfig,
     BreakerConfig,
     CacheConfig,
     Config,
+    ExtensionsConfig,
     LoggingConfig,
     ProviderConfig,
     RotationConfig,
     WatchConfig,
+    WebhookConfig,
 )
 from kernel.config.schema import (
     CREDENTIAL_KEYS,
@@ -55,11 +58,13 @@ __all__ = [
     "SCHEMA",
     "SUPPORTED_VERSION",
     "AgentConfig",
+    "AuditConfig",
     "BreakerConfig",
     "CacheConfig",
     "Candidate",
     "Config",
     "ConfigReport",
+    "ExtensionsConfig",
     "Field",
     "FieldType",
     "LoadedConfig",
@@ -67,6 +72,7 @@ __all__ = [
     "ProviderConfig",
     "RotationConfig",
     "WatchConfig",
+    "WebhookConfig",
     "check_config",
     "config_document",
     "config_yaml",

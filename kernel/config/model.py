@@ -129,6 +129,37 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """``extensions.audit``: the built-in audit log."""
+
+    enabled: bool = default("extensions.audit.enabled")
+    #: ``None``: ``audit.jsonl`` in the layout's logs directory.
+    path: Path | None = field(default_factory=partial(default, "extensions.audit.path"))
+    max_size: int = default("extensions.audit.max_size")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """``extensions.webhook``: the built-in webhook notifier (off without ``url``)."""
+
+    url: str | None = default("extensions.webhook.url")
+    secret: SecretValue | None = None
+    events: str = default("extensions.webhook.events")
+    timeout: float = default("extensions.webhook.timeout")
+    retries: int = default("extensions.webhook.retries")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionsConfig:
+    """``extensions``: where extensions are loaded from, and the built-in ones."""
+
+    #: ``None``: ``extensions`` in the layout's root.
+    directory: Path | None = field(default_factory=partial(default, "extensions.directory"))
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole, valid configuration."""
 
@@ -138,6 +169,7 @@ class Config:
     providers: Mapping[str, ProviderConfig] = field(default_factory=_local_provider)
     agent: AgentConfig = field(default_factory=AgentConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
 
     @classmethod
     def default(cls) -> Config:
@@ -199,4 +231,16 @@ def build_config(
             watch=WatchConfig(**agent["watch"]),
         ),
         logging=LoggingConfig(**values["logging"]),
+        extensions=_extensions(values["extensions"]),
+    )
+
+
+def _extensions(values: Mapping[str, Any]) -> ExtensionsConfig:
+    webhook = dict(values["webhook"])
+    if webhook["secret"] is not None:
+        webhook["secret"] = SecretValue(webhook["secret"])
+    return ExtensionsConfig(
+        directory=values["directory"],
+        audit=AuditConfig(**values["audit"]),
+        webhook=WebhookConfig(**webhook),
     )

@@ -285,6 +285,90 @@ _LOGGING = Field(
     ),
 )
 
+_EXTENSIONS = Field(
+    "extensions",
+    FieldType.SECTION,
+    "In-process extensions that observe, and may veto, rotations (docs/extension-hooks.md), "
+    "and the built-in `audit` log and `webhook` notifier.",
+    fields=(
+        Field(
+            "directory",
+            FieldType.PATH,
+            "Directory whose `*.py` files are loaded as extensions (for frozen installs, which "
+            "cannot see other packages' entry points). Absent: `extensions` in the dso home "
+            "(`~/.dso/extensions`, `/var/lib/dso/extensions`); `DSO_EXTENSIONS_DIR` overrides.",
+        ),
+        Field(
+            "audit",
+            FieldType.SECTION,
+            "The built-in audit log: one JSON line per rotation event (who, what, when, why, "
+            "outcome, versions, fingerprints, trace id; never secret values).",
+            fields=(
+                Field("enabled", FieldType.BOOL, "Write the audit log.", default=True),
+                Field(
+                    "path",
+                    FieldType.PATH,
+                    "The audit log file (mode 0600). Absent: `audit.jsonl` in the logs "
+                    "directory (`~/.dso/logs`, `/var/log/dso`).",
+                ),
+                Field(
+                    "max_size",
+                    FieldType.SIZE,
+                    "When a line would grow the file past this size, it is renamed to "
+                    "`<path>.1` (older copies shift up to `.3`) and a new file is started.",
+                    default="10Mi",
+                    minimum=4096,
+                ),
+            ),
+        ),
+        Field(
+            "webhook",
+            FieldType.SECTION,
+            "The built-in webhook notifier: an HMAC-SHA256-signed JSON POST per rotation "
+            "event, sent from a background thread with retries.",
+            fields=(
+                Field(
+                    "url",
+                    FieldType.STRING,
+                    "`http://` or `https://` URL that receives the POSTs; the notifier is off "
+                    "without it. Logs show only its scheme, host and port.",
+                ),
+                Field(
+                    "secret",
+                    FieldType.STRING,
+                    "Key of the `X-DSO-Signature: sha256=<hex>` HMAC of each body; required "
+                    "with `url`. A credential: write it as a `${VAR}` reference.",
+                    credential=True,
+                ),
+                Field(
+                    "events",
+                    FieldType.STRING,
+                    "Which events are sent: `outcomes` (completed, failed, rolled back), "
+                    "`failures` (failed, rolled back) or `all` (also planned, started and "
+                    "swapped). Dry runs are never sent.",
+                    default="outcomes",
+                    choices=("outcomes", "failures", "all"),
+                ),
+                Field(
+                    "timeout",
+                    FieldType.DURATION,
+                    "Deadline of each delivery attempt.",
+                    default="5s",
+                    minimum=0.001,
+                ),
+                Field(
+                    "retries",
+                    FieldType.INT,
+                    "Further attempts after a connection error, timeout, 429 or 5xx, waiting "
+                    "1 s, 2 s, 4 s… (at most 30 s) between them; other statuses are not retried.",
+                    default=3,
+                    minimum=0,
+                ),
+            ),
+        ),
+    ),
+)
+
 #: The whole schema; its root is the top level of the file.
 SCHEMA = Field(
     "",
@@ -314,6 +398,7 @@ SCHEMA = Field(
         ),
         _AGENT,
         _LOGGING,
+        _EXTENSIONS,
     ),
 )
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kernel.config.expand import Where, expand
 from kernel.config.schema import (
@@ -336,6 +337,7 @@ class _Checker:
                 f"this dso supports config version {SUPPORTED_VERSION}; got {version}",
                 hint="upgrade dso, or rewrite the file for version 1 (docs/configuration.md)",
             )
+        self.check_webhook(values.get("extensions"))
         providers = values.get("providers")
         if not isinstance(providers, dict):
             return
@@ -357,6 +359,29 @@ class _Checker:
             if guess:
                 message += f"; did you mean '{guess[0]}'?"
             self.error(self.lines.get("default_provider"), "default_provider", message)
+
+    def check_webhook(self, extensions: Any) -> None:
+        """``extensions.webhook``: an http(s) URL, and a secret to sign with."""
+        webhook = extensions.get("webhook") if isinstance(extensions, dict) else None
+        url = webhook.get("url") if isinstance(webhook, dict) else None
+        if not isinstance(url, str):
+            return
+        assert isinstance(webhook, dict)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.error(
+                self.lines.get("extensions.webhook.url"),
+                "extensions.webhook.url",
+                # Not echoed: a webhook URL's path is often a token (Slack, Teams).
+                "expected an http:// or https:// URL with a host",
+            )
+        if webhook.get("secret") is None:
+            self.error(
+                self.lines.get("extensions.webhook.url"),
+                "extensions.webhook.secret",
+                "a webhook needs a secret to sign its requests with",
+                hint="add `secret: ${DSO_WEBHOOK_SECRET}` under extensions.webhook",
+            )
 
 
 def _convert(kind: FieldType, raw: str | int | float | bool, *, from_env: bool) -> Any:

@@ -80,7 +80,7 @@ def test_unknown_key_suggests_the_right_one_at_the_right_line(tmp_path: Path) ->
             2,
             "zzz",
             "unknown key 'zzz' at the top level; allowed keys: "
-            "version, default_provider, providers, agent, logging",
+            "version, default_provider, providers, agent, logging, extensions",
         ),
         (
             "version: 1\nagent:\n  cache:\n    tll: 1h\n",
