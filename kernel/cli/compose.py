@@ -1,0 +1,226 @@
+"""``docker dso up``, ``down`` and ``compose``: Docker Compose with secrets injected.
+
+``up`` reads the project exactly as compose does (``docker compose config``), resolves every
+``dso://`` and ``dsofile://`` reference in one batch, writes file secrets to a tmpfs, and runs
+``docker compose up`` on the rewritten model fed on stdin, with env values only in compose's
+process environment. How it works, and its limits: docs/compose.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from kernel.cli.app import Application, pass_app
+from kernel.cli.progress import Progress, plural
+from kernel.compose.args import ComposeArgs, split_args
+from kernel.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kernel.compose.scan import Scan
+    from kernel.injection.resolver import Resolved
+    from kernel.reference import SecretReference
+
+PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+#: Compose commands that create containers: they need the secrets, so only `up` may run them.
+_CREATING = frozenset({"up", "run", "create", "scale", "watch"})
+
+
+@click.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def up(app: Application, args: tuple[str, ...]) -> int:
+    """Resolve the project's secret references, then run `docker compose up`.
+
+    ARGS are compose's: global flags (-f, -p, --profile, --env-file, --project-directory…)
+    and `up`'s own flags and services, in any order. `dso://REF` values of a service's
+    environment become environment variables (visible in `docker inspect`: a warning says so);
+    `dsofile://REF` values become files under /run/secrets/dso in the container (0400, on a
+    host tmpfs) and the variable holds the file's path. Exits with compose's exit code, or
+    dso's when a reference cannot be delivered (nothing is started then).
+
+    \b
+    Examples:
+      docker dso up -d
+      docker dso up -d -f compose.yaml -f compose.prod.yaml --profile tools
+      docker dso up -d --build web
+      docker dso up                   attached, Ctrl-C stops the project as compose does
+    """
+    import os
+
+    from kernel.compose.inject import (
+        PendingProject,
+        deliver_files,
+        locate_problems,
+        problems_error,
+        remove_stale_projects,
+        resolve,
+        scan_project,
+    )
+    from kernel.compose.rewrite import rewrite_model
+    from kernel.compose.runner import run_with_model
+    from kernel.injection.setup import make_resolver
+    from kernel.injection.tmpfs import SecretsDir, default_base
+
+    compose_args = split_args(args)
+    progress = Progress()
+    with progress.step("reading the compose project") as read:
+        with PendingProject(compose_args) as pending:
+            # Loads dso's configuration (and its imports) while compose reads the project.
+            resolver = make_resolver(app.layout, app.config_path)
+            project = pending.result()
+        scan = scan_project(project)
+    _show_compose_warnings(progress, project.warnings)
+    problems = list(scan.problems)
+    values: dict[SecretReference, Resolved] = {}
+    refs = scan.references()
+    if not scan.services:
+        progress.line(f"project {project.name}: no secret references ({read})")
+    else:
+        env_count = sum(len(s.env) for s in scan.services.values())
+        file_count = sum(len(s.files) for s in scan.services.values())
+        total = sum(len(s.written) for s in scan.services.values())
+        progress.line(
+            f"project {project.name}: {plural(total, 'reference')} in "
+            f"{plural(len(scan.services), 'service')} ({env_count} dso://, "
+            f"{file_count} dsofile://), read in {read}"
+        )
+        with progress.step(f"resolving {len(refs)} secrets") as timer:
+            values, more = resolve(scan, resolver)
+        problems += more
+        if not problems:
+            by_provider: dict[str, int] = {}
+            for ref in refs:
+                provider = resolver.provider_of(ref)
+                by_provider[provider] = by_provider.get(provider, 0) + 1
+            providers = ", ".join(
+                f"{plural(n, 'secret')} from {p}" for p, n in sorted(by_provider.items())
+            )
+            progress.line(f"resolved {providers} in {timer}")
+    if problems:
+        raise problems_error(project, locate_problems(project, problems))
+    _warn_env_delivery(progress, scan)
+
+    secrets_dir = SecretsDir(default_base(app.layout))
+    dirs: dict[str, Path] = {}
+    if any(s.files for s in scan.services.values()):
+        with progress.step("writing secret files") as timer:
+            secrets_dir.prepare()
+            with secrets_dir.locked(project.name):
+                dirs = deliver_files(scan, values, secrets_dir)
+        count = sum(len(s.files) for s in scan.services.values())
+        progress.line(
+            f"wrote {plural(count, 'file')} for {plural(len(dirs), 'service')} to "
+            f"{secrets_dir.project_dir(project.name)} (tmpfs) in {timer}"
+        )
+    remove_stale_projects(secrets_dir, project.env, keep=project.name)
+    rewritten = rewrite_model(project.model, scan, values, dirs)
+    del values
+    return run_with_model(
+        project.name,
+        project.files.working_dir,
+        compose_args,
+        ["up", *compose_args.rest],
+        rewritten.model,
+        rewritten.environment,
+        cwd=project.cwd,
+        env=os.environ,
+    )
+
+
+@click.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def down(app: Application, args: tuple[str, ...]) -> int:
+    """Run `docker compose down`, then remove the project's secret files from the tmpfs.
+
+    ARGS are compose's global flags and `down`'s own (-v, --remove-orphans, --rmi…). Secret
+    directories of projects that no longer have containers are removed too.
+
+    \b
+    Examples:
+      docker dso down
+      docker dso down -v --remove-orphans
+      docker dso down -p myproject          without the compose files
+    """
+    compose_args = split_args(args)
+    return _down(app, compose_args)
+
+
+def _down(app: Application, compose_args: ComposeArgs) -> int:
+    import os
+    from pathlib import Path
+
+    from kernel.compose.inject import load_project, remove_stale_projects
+    from kernel.compose.runner import run_plain
+    from kernel.injection.tmpfs import SecretsDir, default_base
+
+    name = compose_args.project_name
+    if name is None:
+        name = load_project(compose_args).name
+    code = run_plain(compose_args, ["down", *compose_args.rest], cwd=Path.cwd(), env=os.environ)
+    if code != 0:
+        return code
+    secrets_dir = SecretsDir(default_base(app.layout))
+    if secrets_dir.base.is_dir():
+        with secrets_dir.locked(name):
+            removed = secrets_dir.remove_project(name)
+        if removed:
+            Progress().line(f"removed the secret files of project {name}")
+        remove_stale_projects(secrets_dir, os.environ)
+    return code
+
+
+@click.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def compose(app: Application, args: tuple[str, ...]) -> int:
+    """Run any other `docker compose` command on the same project (ps, logs, stop, restart…).
+
+    Global flags go before the command, as with compose. Commands that create containers
+    (up, run, create, scale, watch) need the secrets: use `docker dso up`. `down` removes
+    the secret files as `docker dso down` does.
+
+    \b
+    Examples:
+      docker dso compose ps
+      docker dso compose logs -f web
+      docker dso compose -f compose.yaml restart web
+      docker dso compose exec web ls -l /run/secrets/dso
+    """
+    import os
+    from pathlib import Path
+
+    from kernel.compose.runner import run_plain
+
+    compose_args = split_args(args, anywhere=False)
+    if not compose_args.rest:
+        raise UsageError("name a compose command, e.g. docker dso compose ps")
+    command = compose_args.rest[0]
+    if command in _CREATING:
+        raise UsageError(
+            f"`docker dso compose {command}` would create containers without their secrets",
+            hint="use `docker dso up` (it accepts every `docker compose up` flag)",
+        )
+    if command == "down":
+        down_args = split_args([*compose_args.global_flags, *compose_args.rest[1:]])
+        return _down(app, down_args)
+    return run_plain(compose_args, compose_args.rest, cwd=Path.cwd(), env=os.environ)
+
+
+def _show_compose_warnings(progress: Progress, warnings: tuple[str, ...]) -> None:
+    for message in warnings:
+        progress.warn(message.removeprefix("warning: "))
+
+
+def _warn_env_delivery(progress: Progress, scan: Scan) -> None:
+    """Once per run: which variables carry a value in the container's environment."""
+    names = [f"{v} ({s.service})" for s in scan.services.values() for v in s.env]
+    if names:
+        progress.warn(
+            "dso:// puts secret values in container environments, where `docker inspect` and "
+            f"/proc show them: {', '.join(names)}. Prefer dsofile:// (a 0400 file on a tmpfs)."
+        )

@@ -1,0 +1,262 @@
+"""Finding secret references in a compose model and what each service needs to receive them.
+
+The model is the JSON of ``docker compose config --format json``: ``environment`` is always a
+map (list forms and ``env_file`` already merged), and every literal ``$`` in a string is written
+``$$`` (compose escapes its output so that it can be read again). So a value is unescaped before
+it is read as a reference, and anything dso writes back is escaped (:mod:`kernel.compose.rewrite`).
+
+Only ``dso://`` and ``dsofile://`` values of ``environment`` are dso's. Problems are collected,
+not raised, so ``validate`` can list all of them; each names the service and variable.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernel.errors import ComposeError, DSOError, SecretReferenceError
+from kernel.injection.atomic_dir import Owner
+from kernel.injection.filenames import file_name
+from kernel.reference import Delivery, SecretReference, is_reference, parse_reference
+
+#: Where ``dsofile://`` files appear inside a container unless the service says otherwise.
+DEFAULT_MOUNT = "/run/secrets/dso"
+#: Service label choosing another directory (compose drops ``x-`` keys of services).
+MOUNT_LABEL = "dso.secrets.path"
+#: Labels dso puts on the containers of services that use references.
+REFS_LABEL = "dso.refs"
+VERSIONS_LABEL = "dso.versions"
+
+#: Looks up an image's configured ``USER`` (None: image not present locally).
+ImageUser = Callable[[str], "str | None"]
+
+
+def unescape(text: str) -> str:
+    """A string of the model as the container will see it (``$$`` → ``$``)."""
+    return text.replace("$$", "$")
+
+
+def escape(text: str) -> str:
+    """A literal string written so that compose's interpolation leaves it unchanged."""
+    return text.replace("$", "$$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that keeps a reference from being delivered; ``error`` says what and why."""
+
+    service: str
+    variable: str | None
+    #: The reference as written (never a value), if the problem is about one.
+    reference: str | None
+    error: DSOError
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
+
+@dataclass(slots=True)
+class ServiceSecrets:
+    """What one service needs: its references by variable, and for files, where and whose."""
+
+    service: str
+    #: ``dso://`` variables: name → reference.
+    env: dict[str, SecretReference] = field(default_factory=dict)
+    #: ``dsofile://`` variables: name → reference.
+    files: dict[str, SecretReference] = field(default_factory=dict)
+    #: ``dsofile://`` variables: name → file name in the container.
+    file_names: dict[str, str] = field(default_factory=dict)
+    #: The references as written, by variable (for the ``dso.refs`` label and messages).
+    written: dict[str, str] = field(default_factory=dict)
+    #: Directory of the files inside the container.
+    mount_path: str = DEFAULT_MOUNT
+    #: Who owns the files (None until known, and when there are no files).
+    owner: Owner | None = None
+
+    @property
+    def references(self) -> dict[str, SecretReference]:
+        return {**self.env, **self.files}
+
+    def file_path(self, variable: str) -> str:
+        return posixpath.join(self.mount_path, self.file_names[variable])
+
+
+@dataclass(slots=True)
+class Scan:
+    """The services that use references (in model order) and every problem found."""
+
+    project: str
+    services: dict[str, ServiceSecrets] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def references(self) -> list[SecretReference]:
+        """Every distinct reference, in order of first use."""
+        seen: dict[SecretReference, None] = {}
+        for secrets in self.services.values():
+            seen.update(dict.fromkeys(secrets.references.values()))
+        return list(seen)
+
+
+def scan_model(model: Mapping[str, Any], image_user: ImageUser | None = None) -> Scan:
+    """Find every reference of ``model`` and check what its service needs.
+
+    ``image_user`` is asked for the image's ``USER`` of services with ``dsofile://`` references
+    and no ``user:``; without it such files belong to root.
+    """
+    scan = Scan(project=str(model.get("name", "")))
+    for name, service in (model.get("services") or {}).items():
+        secrets = _scan_service(name, service, scan.problems)
+        if secrets is None:
+            continue
+        scan.services[name] = secrets
+        if secrets.files:
+            _check_mount(secrets, service, scan.problems)
+            secrets.owner = _owner(scan.project, secrets, service, image_user, scan.problems)
+    return scan
+
+
+def _scan_service(
+    name: str, service: Mapping[str, Any], problems: list[Problem]
+) -> ServiceSecrets | None:
+    secrets = ServiceSecrets(name)
+    for variable, raw in (service.get("environment") or {}).items():
+        if not isinstance(raw, str):
+            continue
+        text = unescape(raw)
+        if not is_reference(text):
+            continue
+        secrets.written[variable] = text
+        try:
+            ref = parse_reference(text)
+        except SecretReferenceError as exc:
+            problems.append(Problem(name, variable, text, exc))
+            continue
+        if ref.delivery is Delivery.ENV:
+            secrets.env[variable] = ref
+            continue
+        try:
+            secrets.file_names[variable] = file_name(variable)
+        except ValueError as exc:
+            problems.append(
+                Problem(name, variable, text, ComposeError(f"cannot name a file: {exc}"))
+            )
+            continue
+        secrets.files[variable] = ref
+    if not secrets.written:
+        return None
+    _check_collisions(secrets, problems)
+    return secrets
+
+
+def _check_collisions(secrets: ServiceSecrets, problems: list[Problem]) -> None:
+    by_file: dict[str, str] = {}
+    for variable, name in secrets.file_names.items():
+        other = by_file.setdefault(name, variable)
+        if other != variable:
+            problems.append(
+                Problem(
+                    secrets.service,
+                    variable,
+                    secrets.written[variable],
+                    ComposeError(
+                        f"{variable} and {other} would both be delivered as the file {name}",
+                        hint="rename one of the variables",
+                    ),
+                )
+            )
+
+
+def _check_mount(
+    secrets: ServiceSecrets, service: Mapping[str, Any], problems: list[Problem]
+) -> None:
+    labels = service.get("labels") or {}
+    raw = labels.get(MOUNT_LABEL)
+    if isinstance(raw, str):
+        path = unescape(raw)
+        if not path.startswith("/") or posixpath.normpath(path) != path or path == "/":
+            problems.append(
+                Problem(
+                    secrets.service,
+                    None,
+                    None,
+                    ComposeError(
+                        f"label {MOUNT_LABEL}={path!r} must be a normalised absolute directory "
+                        "other than /, e.g. /run/secrets/app"
+                    ),
+                )
+            )
+            return
+        secrets.mount_path = path
+    taken = [v.get("target") for v in service.get("volumes") or [] if isinstance(v, Mapping)]
+    taken += [
+        s.get("target") or f"/run/secrets/{s.get('source')}"
+        for s in service.get("secrets") or []
+        if isinstance(s, Mapping)
+    ]
+    if secrets.mount_path in {unescape(t) for t in taken if isinstance(t, str)}:
+        problems.append(
+            Problem(
+                secrets.service,
+                None,
+                None,
+                ComposeError(
+                    f"{secrets.mount_path} is already a mount of this service; dsofile:// needs it",
+                    hint=f"choose another directory with the label {MOUNT_LABEL}",
+                ),
+            )
+        )
+
+
+def _owner(
+    project: str,
+    secrets: ServiceSecrets,
+    service: Mapping[str, Any],
+    image_user: ImageUser | None,
+    problems: list[Problem],
+) -> Owner | None:
+    raw = service.get("user")
+    source = "user:"
+    if isinstance(raw, str) and raw:
+        user = unescape(raw)
+    else:
+        image = service.get("image") or f"{project}-{secrets.service}"
+        user = (image_user(unescape(str(image))) if image_user else None) or ""
+        source = f"the image's USER ({image})"
+        if not user:
+            return Owner(0, 0)
+    try:
+        return parse_user(user)
+    except ValueError as exc:
+        problems.append(
+            Problem(
+                secrets.service,
+                None,
+                None,
+                ComposeError(
+                    f"{source} {user!r}: {exc}; dso needs a numeric uid to own the secret files",
+                    hint='set the service\'s user: to numbers, e.g. user: "1000:1000"',
+                ),
+            )
+        )
+        return None
+
+
+def parse_user(user: str) -> Owner:
+    """``uid[:gid]`` (or ``root``) → :class:`Owner`; a name raises :class:`ValueError`.
+
+    Without a group the files get gid 0, as Docker does for a uid the image does not know;
+    the files are 0400, so the group grants nothing.
+    """
+    uid_text, _, gid_text = user.partition(":")
+    if uid_text == "root":
+        uid_text = "0"
+    if gid_text == "root":
+        gid_text = "0"
+    if not uid_text.isdigit():
+        raise ValueError("a user name cannot be resolved without reading the image's /etc/passwd")
+    if gid_text and not gid_text.isdigit():
+        raise ValueError("a group name cannot be resolved without reading the image's /etc/group")
+    return Owner(int(uid_text), int(gid_text) if gid_text else 0)
