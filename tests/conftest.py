@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -69,8 +70,17 @@ def run_dso(dso_home: Path) -> RunDso:
         *args: str, input: str | bytes | None = None, env: dict[str, str | None] | None = None
     ) -> CliResult:
         runner = CliRunner()
-        with runner.isolation(input=input, env=env) as (out, err, _mixed):
-            code = run(list(args))
+        # The CLI configures the "dso" logger (level, handler on its captured stderr, no
+        # propagation); put it back so later tests in this worker still see dso log records.
+        logger = logging.getLogger("dso")
+        saved = (logger.level, logger.propagate, list(logger.handlers))
+        try:
+            with runner.isolation(input=input, env=env) as (out, err, _mixed):
+                code = run(list(args))
+        finally:
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+            logger.handlers[:] = saved[2]
         return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
 
     return _run
