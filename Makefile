@@ -18,8 +18,8 @@ demo: dev-env
 	@scripts/demo
 
 lint: dev-env
-	$(VENV)/bin/ruff check kernel providers tests bench scripts
-	$(VENV)/bin/ruff format --check kernel providers tests bench scripts
+	$(VENV)/bin/ruff check kernel providers tests bench scripts build
+	$(VENV)/bin/ruff format --check kernel providers tests bench scripts build
 
 typecheck: dev-env
 	$(VENV)/bin/mypy
@@ -37,3 +37,12 @@ integration: dev-env
 
 clean:
 	rm -rf $(VENV) .dev-env .mypy_cache .ruff_cache .pytest_cache dist .build
+
+# Frozen providers: PyInstaller onedir bundles in dist/plugins/ + SHA256SUMS (docs/building.md).
+.PHONY: build install-providers
+
+build: dev-env
+	$(PY) build/build_providers.py build
+
+install-providers: build
+	$(PY) build/build_providers.py install $(if $(PLUGINS_DIR),--plugins-dir $(PLUGINS_DIR))
