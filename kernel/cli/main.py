@@ -17,10 +17,19 @@ from kernel.errors import DSOError, ExitCode
 
 #: Command name → "module:attribute". Imported only when used, so ``version`` stays fast.
 COMMANDS: dict[str, str] = {
+    "compose": "kernel.cli.compose:compose",
     "config": "kernel.cli.config:config",
+    "down": "kernel.cli.compose:down",
+    "extensions": "kernel.cli.extensions:extensions",
+    "fetch": "kernel.cli.fetch:fetch",
     "init": "kernel.cli.init:init",
     "install": "kernel.cli.install:install",
+    "providers": "kernel.cli.providers:providers",
+    "recover": "kernel.cli.recover:recover",
+    "rotate": "kernel.cli.rotate:rotate",
     "secret": "kernel.cli.secret:secret",
+    "up": "kernel.cli.compose:up",
+    "validate": "kernel.cli.validate:validate",
     "version": "kernel.cli.version:version",
 }
 

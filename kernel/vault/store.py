@@ -230,6 +230,17 @@ class Vault:
             result[name] = record.version if record is not None and not record.deleted else None
         return result
 
+    def get_many(self, names: Iterable[str]) -> dict[str, SecretEntry | None]:
+        """Entries of several names from one read of the file, so the batch is one consistent
+        snapshot (the local provider's batch ``get``); ``None`` if absent or deleted."""
+        wanted = [validate_name(name) for name in names]
+        records = self._read_records()
+        result: dict[str, SecretEntry | None] = {}
+        for name in wanted:
+            record = records.get(name)
+            result[name] = _entry(record) if record is not None and not record.deleted else None
+        return result
+
     # -- writes -----------------------------------------------------------------------------
 
     def set(self, name: str, value: SecretValue) -> int:
