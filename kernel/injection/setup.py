@@ -1,41 +1,33 @@
-"""The resolver a command uses, built from the configuration in force.
-
-Today that is the embedded :class:`~kernel.injection.resolver.LocalVaultResolver`; this is the one
-place the provider host will plug in (named providers routed to their processes).
-"""
+"""The resolver a command uses, built from the configuration in force."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel.injection.resolver import LocalVaultResolver, Resolver
+from kernel.injection.host_resolver import ProviderHostResolver
+from kernel.injection.resolver import Resolver
 
 if TYPE_CHECKING:
     from kernel.paths import Layout
-    from kernel.vault import Vault
+    from kernel.provider_host import ProviderHost
 
 
 def make_resolver(layout: Layout, config_path: Path | None = None) -> Resolver:
     """The resolver for ``layout`` and the configuration found from ``config_path``.
 
-    Without any configuration file the default provider is ``local``: ``dso://app/db`` reads the
-    local vault. Raises :class:`~kernel.errors.ConfigError` for an invalid configuration.
+    Every reference is resolved by its provider process through the provider host. Without any
+    configuration file the default provider is ``local``: ``dso://app/db`` reads the local vault
+    through ``dso-provider-local``. Raises :class:`~kernel.errors.ConfigError` for an invalid
+    configuration.
     """
     from kernel.config import load_config
 
     config = load_config(config_path).config
-    local = [name for name, p in config.providers.items() if p.type == "local"]
-    others = {name: p.type for name, p in config.providers.items() if p.type != "local"}
 
-    def open_vault() -> Vault:
-        from kernel.vault import open_local
+    def open_host() -> ProviderHost:
+        from kernel.provider_host import ProviderHost
 
-        return open_local(layout)
+        return ProviderHost(config, layout)
 
-    return LocalVaultResolver(
-        open_vault,
-        default_provider=config.default_provider,
-        local_providers=local,
-        configured=others,
-    )
+    return ProviderHostResolver(config, open_host)

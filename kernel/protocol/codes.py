@@ -114,13 +114,16 @@ def exception_for(
     code = parse_code(code)
     cls = EXCEPTION_FOR_CODE[code]
     text = clean_message(message) or code.value
-    if reference is not None:
-        text = f"{reference}: {text}"
     hint = _HINTS.get(code)
     if issubclass(cls, ProviderError):
+        if reference is not None:
+            text = f"{reference}: {text}"
         return cls(text, provider=provider, code=code.value, hint=hint)
+    # Secret-level errors lead with the reference the user wrote, then who answered.
     if provider is not None:
         text = f"provider {provider!r}: {text}"
+    if reference is not None:
+        text = f"{reference}: {text}"
     return cls(text, hint=hint)
 
 

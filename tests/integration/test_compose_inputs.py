@@ -142,7 +142,10 @@ def test_bad_input_is_reported_precisely_without_a_traceback(project: ComposePro
     )
     up = project.dso("up", "-d", ok=False)
     assert up.returncode == 5
-    assert "compose.yaml:6: service web, MISSING: dso://app/missing: no secret named" in up.stderr
+    assert (
+        "compose.yaml:6: service web, MISSING: dso://app/missing: provider 'local': no secret named"
+        in up.stderr
+    )
     assert "compose.yaml:7: service web, MALFORMED: invalid secret reference" in up.stderr
     assert "Traceback" not in up.stderr
     assert (

@@ -346,8 +346,9 @@ def test_each_code_maps_to_a_kernel_error_and_back(code: ErrorCode) -> None:
     exc = exception_for(code, "boom", provider="vault", reference="db/pw")
     assert type(exc) is cls
     assert exc.exit_code == exit_code
-    assert "db/pw: boom" in str(exc)
-    assert "vault" in str(exc)
+    # The reference leads; the provider is named once, before the provider's own words.
+    assert str(exc).startswith(("db/pw: provider 'vault': boom", "provider 'vault': db/pw: boom"))
+    assert str(exc).count("vault") == 1
     assert exc.hint
     assert wire_code(exc) == code
     if isinstance(exc, ProviderError):

@@ -21,7 +21,9 @@ from kernel.secret_value import SecretValue
 from kernel.vault import open_local
 from tests.conftest import RunDso
 
-FIXTURES = Path(__file__).parent / "fixtures" / "compose"
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[1] / "unit" / "fixtures" / "compose"
 
 
 @pytest.fixture
@@ -124,7 +126,8 @@ def test_up_refuses_everything_when_one_reference_fails(
     assert result.exit_code == 5
     assert "command" not in calls, "compose was not started"
     assert (
-        "service worker, TOKEN: dsofile://app/token: no secret named 'app/token'" in result.stderr
+        "service worker, TOKEN: dsofile://app/token: provider 'local': no secret named 'app/token'"
+        in result.stderr
     )
     assert canary not in result.output
 

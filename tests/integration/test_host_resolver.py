@@ -1,0 +1,96 @@
+"""ProviderHostResolver: references resolved by real provider processes (the local vault's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernel.config import load_config
+from kernel.errors import DSOError, ProviderNotFoundError, SecretError, SecretNotFoundError
+from kernel.injection.resolver import Resolved, require
+from kernel.injection.setup import make_resolver
+from kernel.paths import local_layout
+from kernel.reference import parse_reference
+from kernel.secret_value import SecretValue
+from kernel.vault import KeySource, Vault, create_key_file
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def vault(dso_home: Path) -> Vault:
+    layout = local_layout()
+    layout.root.mkdir(mode=0o700)
+    keys = KeySource(layout.vault_key)
+    create_key_file(keys.key_file)
+    vault = Vault.create(layout.vault, keys)
+    vault.set("app/db_password", SecretValue("CANARY-one"))
+    vault.set("app/db_password", SecretValue("CANARY-two"))
+    vault.set("app/db", SecretValue('{"user": "app", "password": "CANARY-pw", "port": 5432}'))
+    return vault
+
+
+def test_references_resolve_through_the_local_provider(vault: Vault) -> None:
+    resolver = make_resolver(local_layout())
+    refs = [
+        parse_reference("dso://app/db_password"),
+        parse_reference("dsofile://local:app/db_password"),
+        parse_reference("dso://app/db#password"),
+        parse_reference("dso://app/db#port"),
+        parse_reference("dso://app/db_password@2"),
+    ]
+    outcomes = resolver.resolve(refs)
+    assert list(outcomes) == refs
+    values = require(outcomes)
+    assert values[refs[0]].value == SecretValue("CANARY-two")
+    assert values[refs[0]].fingerprint == "local:2"
+    assert values[refs[1]].value == SecretValue("CANARY-two")
+    assert values[refs[2]].value == SecretValue("CANARY-pw")
+    assert values[refs[3]].value == SecretValue("5432")
+    assert values[refs[4]].version == "2"
+
+
+def test_each_failure_is_per_reference_and_names_it(vault: Vault) -> None:
+    resolver = make_resolver(local_layout())
+    missing = parse_reference("dso://app/missing")
+    old = parse_reference("dso://app/db_password@1")
+    field = parse_reference("dso://app/db#nope")
+    unknown = parse_reference("dso://aws:prod/db")
+    good = parse_reference("dso://app/db_password")
+    outcomes = resolver.resolve([missing, old, field, unknown, good])
+    assert isinstance(outcomes[good], Resolved)
+    for ref, cls in [
+        (missing, SecretNotFoundError),
+        (old, SecretNotFoundError),
+        (field, SecretError),
+        (unknown, ProviderNotFoundError),
+    ]:
+        error = outcomes[ref]
+        assert isinstance(error, cls), (ref, error)
+        assert ref.uri() in str(error)
+        assert "CANARY" not in str(error)
+    assert "no provider 'aws' is configured" in str(outcomes[unknown])
+    with pytest.raises(SecretNotFoundError, match="app/missing"):
+        require(outcomes)
+
+
+def test_without_a_vault_every_local_reference_says_how_to_create_one(dso_home: Path) -> None:
+    resolver = make_resolver(local_layout())
+    refs = [parse_reference("dso://a/b"), parse_reference("dsofile://c/d")]
+    outcomes = resolver.resolve(refs)
+    for outcome in outcomes.values():
+        assert isinstance(outcome, DSOError)
+        assert "docker dso init" in str(outcome)
+
+
+def test_default_provider_comes_from_the_configuration(dso_home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "dso.yaml"
+    config.write_text(
+        "version: 1\ndefault_provider: other\nproviders:\n  other:\n    type: local\n"
+    )
+    config.chmod(0o600)
+    resolver = make_resolver(local_layout(), config)
+    ref = parse_reference("dso://app/db_password")
+    assert resolver.provider_of(ref) == "other"
+    assert load_config(config).config.default_provider == "other"
