@@ -94,3 +94,23 @@ def test_default_provider_comes_from_the_configuration(dso_home: Path, tmp_path:
     ref = parse_reference("dso://app/db_password")
     assert resolver.provider_of(ref) == "other"
     assert load_config(config).config.default_provider == "other"
+
+
+def test_a_provider_that_is_down_is_the_outcome_of_its_references(
+    vault: Vault, tmp_path: Path
+) -> None:
+    config = tmp_path / "dso.yaml"
+    config.write_text(
+        "version: 1\nproviders:\n  vault:\n    type: vault\n"
+        "    address: http://127.0.0.1:1\n    token: test-token\n    timeout: 3s\n"
+    )
+    config.chmod(0o600)
+    resolver = make_resolver(local_layout(), config)
+    down = parse_reference("dso://vault:kv/app#password")
+    local = parse_reference("dso://app/db_password")
+    outcomes = resolver.resolve([down, local])
+    assert isinstance(outcomes[local], Resolved), "one provider down does not fail the others"
+    error = outcomes[down]
+    assert isinstance(error, DSOError)
+    assert error.exit_code == 7
+    assert "vault" in str(error)
