@@ -1,0 +1,279 @@
+"""The rotation engine: plan → fetch → strategy → journal, one locked target at a time.
+
+    engine = RotationEngine(client, layout, config=config.agent.rotation, observer=extensions)
+    outcome = engine.rotate("web", fetch)          # fetch(view) -> Changes
+
+The engine never talks to providers: the caller's ``fetch`` is handed the container freshly
+inspected *under its lock* and returns the new values (:class:`~kernel.rotation.model.Changes`).
+So a second rotation that waited for the lock decides on the state the first one left, never
+on what it saw before waiting. Before rotating, an unfinished journal entry of the same target
+(a crash) is converged first (:mod:`kernel.rotation.recovery`).
+
+Every log line of a rotation carries its trace id (``extra={"trace_id": …}``); the journal
+entry, the extension events and the outcome carry it too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kernel.config.model import RotationConfig
+from kernel.containers.health import probe_for
+from kernel.containers.swap import Swap, find, volume_labels
+from kernel.containers.view import SHARED_VOLUME_LABEL, TEMP_NAME, ContainerView
+from kernel.errors import DockerNotFoundError, RotationError
+from kernel.extensions.events import RotationEvent, new_trace_id
+from kernel.log import get_logger
+from kernel.rotation import fault
+from kernel.rotation.choose import choose_strategy, exclusive_resources
+from kernel.rotation.files import SecretFiles
+from kernel.rotation.journal import Journal, RotationEntry
+from kernel.rotation.locks import TargetLocks
+from kernel.rotation.model import Changes, Fetch, NullObserver, Outcome, Plan, RotationObserver
+from kernel.rotation.recovery import converge
+from kernel.rotation.states import Strategy
+from kernel.rotation.strategies import RotationRun, Settings, TraceLog
+
+if TYPE_CHECKING:
+    import docker
+
+    from kernel.paths import Layout
+
+log = get_logger("rotation")
+
+
+def lock_key(container_name: str) -> str:
+    """The lock of a standalone container (compose services will lock per service)."""
+    return f"container-{container_name}"
+
+
+class RotationEngine:
+    """Rotates containers of one Docker daemon, journaling into one state directory."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        layout: Layout | None = None,
+        *,
+        journal: Journal | None = None,
+        locks: TargetLocks | None = None,
+        config: RotationConfig | None = None,
+        observer: RotationObserver | None = None,
+        trigger: str = "manual",
+        health_interval: float = 0.1,
+        health_retries: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if journal is None or locks is None:
+            if layout is None:
+                raise TypeError("pass a layout, or both a journal and locks")
+            journal = journal or Journal(layout.state)
+            locks = locks or TargetLocks(layout.locks)
+        self.client = client
+        self.journal = journal
+        self.locks = locks
+        self.config = config or RotationConfig()
+        self.observer: RotationObserver = observer or NullObserver()
+        self.trigger = trigger
+        self.settings = Settings(
+            timeout=self.config.timeout,
+            rollback_on_failure=self.config.rollback_on_failure,
+            health_interval=health_interval,
+            health_retries=health_retries,
+        )
+        self.clock = clock
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def container(self, target: str) -> ContainerView:
+        """The container ``target`` names; refuses a rotation's temporary containers."""
+        view = find(self.client, target)
+        if view is None:
+            raise DockerNotFoundError(
+                f"no container named {target!r}", hint="`docker ps -a` lists the containers"
+            )
+        match = TEMP_NAME.match(view.name)
+        if match:
+            raise RotationError(
+                f"{view.name} is a temporary container of rotation {match['rotation']}",
+                hint="`docker dso recover` puts it back in order",
+            )
+        return view
+
+    def plan(
+        self,
+        view: ContainerView,
+        changes: Changes,
+        *,
+        strategy: str | None = None,
+        force: bool = False,
+    ) -> Plan:
+        """Decide the strategy for ``view`` and check that it can work; touches nothing."""
+        shared = self._shared_volumes(view)
+        files = SecretFiles.of(view)
+        choice = choose_strategy(
+            view,
+            flag=strategy,
+            configured=self.config.strategy,
+            env_changed=bool(changes.env),
+            files_changed=bool(changes.files),
+            has_secret_files=files is not None,
+            shared_volumes=shared,
+        )
+        if changes.files and choice.strategy is not Strategy.NONE:
+            if files is None:
+                raise RotationError(
+                    f"{view.name}: dsofile:// secrets changed, but no secrets directory is "
+                    "bind-mounted at its secrets path",
+                    hint="recreate the container with `docker dso up`",
+                )
+            files.check()
+        return Plan(
+            target=view.name,
+            container_id=view.id,
+            strategy=choice.strategy,
+            reason=choice.reason,
+            source=choice.source,
+            changes=changes,
+            exclusive=tuple(exclusive_resources(view, shared)),
+            probe=probe_for(view).describe(),
+            forced=force and all(r.old == r.new for r in changes.references),
+        )
+
+    def dry_run(
+        self, target: str, fetch: Fetch, *, strategy: str | None = None, force: bool = False
+    ) -> Outcome:
+        """The plan for ``target``, announced to extensions as a dry run; touches nothing."""
+        view = self.container(target)
+        changes = fetch(view)
+        if not changes and not force:
+            return Outcome(target=view.name, status="up_to_date", old_id=view.id)
+        plan = self.plan(view, changes, strategy=strategy, force=force)
+        event = self._event(plan, new_trace_id(), "dry-run", view).evolve(dry_run=True)
+        self.observer.planned(event)
+        return Outcome(target=view.name, status="planned", plan=plan, old_id=view.id)
+
+    # -- rotating ---------------------------------------------------------------------------
+
+    def rotate(
+        self,
+        target: str,
+        fetch: Fetch,
+        *,
+        strategy: str | None = None,
+        force: bool = False,
+        wait: float = 0.0,
+    ) -> Outcome:
+        """Rotate ``target`` if ``fetch`` reports changes (or ``force``); see the module doc.
+
+        Raises :class:`~kernel.errors.RotationBusyError` when another rotation of ``target``
+        holds the lock past ``wait``, and errors found while planning (nothing touched then).
+        A failure while rotating is not raised: the :class:`Outcome` says what state the
+        containers were left in.
+        """
+        name = self.container(target).name
+        trace_id = new_trace_id()
+        rotation_id = secrets.token_hex(4)
+        trace = TraceLog(log, {"trace_id": trace_id, "rotation": rotation_id, "target": name})
+        with self.locks.hold(
+            lock_key(name), wait=wait, note=f"trace {trace_id}", subject=name
+        ) as lock:
+            self.journal.prune()  # the 7-day retention, also for users who never run recover
+            for pending in self.journal.needing_recovery():
+                if pending.target == name:
+                    trace.warning("converging unfinished rotation %s first", pending.id)
+                    converge(self.client, self.journal, pending, clock=self.clock)
+            view = self.container(name)
+            changes = fetch(view)
+            if not changes and not force:
+                trace.info("%s is up to date", name)
+                return Outcome(
+                    target=name, status="up_to_date", old_id=view.id, lock_waited=lock.waited
+                )
+            plan = self.plan(view, changes, strategy=strategy, force=force)
+            entry = self._entry(plan, view, rotation_id, trace_id)
+            entry.lock = lock.to_dict()
+            self.journal.save(entry)
+            fault.after_journaled(entry.step)
+            event = self._event(plan, trace_id, rotation_id, view)
+            self.observer.planned(event)
+            self.observer.started(event)
+            trace.info(
+                "rotating %s: %s (%s)",
+                name,
+                plan.strategy.value,
+                plan.reason,
+                extra={"changed": ",".join(r.variable for r in changes.references)},
+            )
+            run = RotationRun(
+                swap=Swap(self.client, view, rotation_id),
+                plan=plan,
+                entry=entry,
+                journal=self.journal,
+                observer=self.observer,
+                event=event,
+                probe=probe_for(view),
+                settings=self.settings,
+                log=trace,
+                clock=self.clock,
+            )
+            return run.run()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _shared_volumes(self, view: ContainerView) -> set[str]:
+        return {
+            volume.name
+            for volume in view.volumes
+            if not volume.implicit
+            and volume_labels(self.client, volume.name).get(SHARED_VOLUME_LABEL) == "true"
+        }
+
+    def _entry(
+        self, plan: Plan, view: ContainerView, rotation_id: str, trace_id: str
+    ) -> RotationEntry:
+        now = self.clock()
+        swap_names = Swap(self.client, view, rotation_id)
+        changes = plan.changes
+        return RotationEntry(
+            id=rotation_id,
+            trace_id=trace_id,
+            target=view.name,
+            strategy=plan.strategy.value,
+            strategy_reason=plan.reason,
+            steps=[{"step": "plan", "at": round(now, 6)}],
+            old_id=view.id,
+            old_name=view.name,
+            old_running=view.running,
+            new_name=swap_names.new_name,
+            backup_name=swap_names.backup_name,
+            references={r.variable: r.reference for r in changes.references},
+            versions={r.variable: {"from": r.old, "to": r.new} for r in changes.references},
+            started_at=now,
+            updated_at=now,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+
+    def _event(
+        self, plan: Plan, trace_id: str, rotation_id: str, view: ContainerView
+    ) -> RotationEvent:
+        refs = plan.changes.references
+        return RotationEvent(
+            trace_id=trace_id,
+            rotation_id=rotation_id,
+            target=plan.target,
+            strategy=plan.strategy.value,
+            step="plan",
+            project=view.labels.get("com.docker.compose.project"),
+            trigger="forced" if plan.forced else self.trigger,
+            old_container=view.id,
+            references=tuple(r.reference for r in refs),
+            versions={r.reference: r.new.partition(":")[2] or r.new for r in refs if r.new},
+            fingerprints={r.reference: r.new for r in refs if r.new},
+        )

@@ -1,0 +1,255 @@
+"""Converging interrupted rotations: exactly one container under the canonical name, serving.
+
+:func:`recover` walks every journal entry that is not finished (``in_progress``, ``failed``,
+``critical_error``) whose target lock is free (a held lock means a live rotation: the kernel
+drops flocks of dead processes, so no age guess is needed), and converges it from what Docker
+shows now, using the journal only as a hint:
+
+- the **new** container holds the name → finish forwards: disconnect, stop and remove the old;
+- the **old** container holds the name → undo: remove the new one, start the old one if it ran;
+- **nobody** holds the name (a crash between the renames):
+  - the new container runs and the journal shows it passed its health gate → rename it to the
+    name and remove the old one;
+  - else the old container exists → rename it back (start it if it ran), remove the new one;
+  - else only the new container is left → it becomes the service (never delete the only copy),
+    marked ``critical_error`` so an operator checks it;
+- **another** container took the name → remove our new copy; keep the old one for an operator.
+
+Then the orphan scan: ``<name>_dso_new_<id>`` / ``<name>_dso_backup_<id>`` containers with no
+unfinished entry that this installation created (label ``dso.rotation.owner``: several dso
+installations may share a daemon, and another one's rotation in flight is not an orphan). Such
+a leftover is removed when the canonical container exists, and renamed to the canonical name
+when it does not (never deleting the only copy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernel.containers.client import docker_errors
+from kernel.containers.swap import Swap, ensure_running, find, find_exact
+from kernel.containers.view import OWNER_LABEL, TEMP_NAME, ContainerView
+from kernel.errors import DSOError, RotationBusyError
+from kernel.log import get_logger
+from kernel.rotation.journal import Journal, RotationEntry
+from kernel.rotation.states import RotationStatus, Strategy
+
+if TYPE_CHECKING:
+    import docker
+
+    from kernel.rotation.locks import TargetLocks
+
+log = get_logger("rotation.recovery")
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What recovery did for one rotation entry or orphan."""
+
+    target: str
+    rotation_id: str | None
+    #: ``forward``, ``rolled_back``, ``adopted``, ``removed_orphan``, ``kept``, ``skipped``.
+    action: str
+    #: The status written to the journal (None for orphans without an entry).
+    status: str | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status != RotationStatus.CRITICAL_ERROR.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "rotation_id": self.rotation_id,
+            "action": self.action,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+def recover(
+    client: docker.DockerClient,
+    journal: Journal,
+    locks: TargetLocks,
+    *,
+    lock_key: Callable[[str], str],
+    clock: Callable[[], float] = time.time,
+) -> list[Recovered]:
+    """Converge every unfinished entry whose lock is free, then clean up orphans."""
+    results: list[Recovered] = []
+    live: set[str] = set()
+    for entry in journal.needing_recovery():
+        try:
+            with locks.hold(lock_key(entry.target), wait=0.0, note="recover"):
+                results.append(converge(client, journal, entry, clock=clock))
+        except RotationBusyError as exc:
+            live.add(entry.target)
+            results.append(Recovered(entry.target, entry.id, "skipped", entry.status, exc.message))
+    results += _orphans(client, journal, locks, lock_key, live)
+    return results
+
+
+def converge(
+    client: docker.DockerClient,
+    journal: Journal,
+    entry: RotationEntry,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Recovered:
+    """Converge one entry (the caller holds its target's lock) and journal the result."""
+    try:
+        action, status, reason = _converge(client, entry)
+    except DSOError as exc:
+        action, status, reason = "failed", RotationStatus.CRITICAL_ERROR, exc.message
+    entry.finish(status, clock(), error=None if status is RotationStatus.RECOVERED else reason)
+    entry.recovery = {"action": action, "reason": reason, "at": round(clock(), 6)}
+    journal.save(entry)
+    log.log(
+        30 if status is RotationStatus.RECOVERED else 40,
+        "recovery of rotation %s (%s): %s: %s",
+        entry.id,
+        entry.target,
+        action,
+        reason,
+        extra={"trace_id": entry.trace_id, "rotation": entry.id, "target": entry.target},
+    )
+    return Recovered(entry.target, entry.id, action, status.value, reason)
+
+
+def _converge(client: docker.DockerClient, entry: RotationEntry) -> tuple[str, RotationStatus, str]:
+    target = entry.target
+    strategy = Strategy(entry.strategy)
+    holder = find_exact(client, target)
+    old = find(client, entry.old_id) if entry.old_id else None
+    new = (find(client, entry.new_id) if entry.new_id else None) or (
+        find_exact(client, entry.new_name) if entry.new_name else None
+    )
+    if strategy in (Strategy.RELOAD, Strategy.NONE):
+        if holder is not None and entry.old_running:
+            ensure_running(client, holder)
+        return "kept", RotationStatus.RECOVERED, f"{strategy.value}: the container was kept"
+    if old is None and entry.old_id is None:
+        return "kept", RotationStatus.RECOVERED, "nothing had been touched"
+    swap = _swap(client, entry, old, new)
+    if holder is not None and new is not None and holder.id == new.id:
+        if old is not None:
+            _retire(swap, old)
+        ensure_running(client, holder)
+        return "forward", RotationStatus.RECOVERED, "the new container held the name: old removed"
+    if holder is not None and old is not None and holder.id == old.id:
+        swap.remove_new()
+        if entry.old_running:
+            ensure_running(client, holder)
+        return "rolled_back", RotationStatus.RECOVERED, "the old container held the name: kept it"
+    if holder is None:
+        if new is not None and new.running and entry.health_confirmed:
+            swap.rename_new()
+            if old is not None:
+                _retire(swap, old)
+            reason = "the new container had passed its health gate: finished the swap"
+            return "forward", RotationStatus.RECOVERED, reason
+        if old is not None:
+            _rename(client, old, target)
+            swap.remove_new()
+            if entry.old_running:
+                ensure_running(client, _refresh(client, old))
+            return "rolled_back", RotationStatus.RECOVERED, "renamed the old container back"
+        if new is not None:
+            _rename(client, new, target)
+            ensure_running(client, _refresh(client, new))
+            reason = (
+                "the old container is gone; the unconfirmed new container now serves under "
+                f"{target}: check it"
+            )
+            return "adopted", RotationStatus.CRITICAL_ERROR, reason
+        return "failed", RotationStatus.CRITICAL_ERROR, f"no container is left for {target}"
+    # Someone else (compose up, an operator) created a container under the name meanwhile.
+    if new is not None:
+        swap.remove_new()
+    if old is not None and old.id != holder.id:
+        reason = f"another container now holds {target}; the old one is kept as {old.name}"
+        return "kept", RotationStatus.CRITICAL_ERROR, reason
+    return "kept", RotationStatus.RECOVERED, f"another container now holds {target}"
+
+
+def _swap(
+    client: docker.DockerClient,
+    entry: RotationEntry,
+    old: ContainerView | None,
+    new: ContainerView | None,
+) -> Swap:
+    base = old or new
+    assert base is not None
+    # Swap needs the old container's view for its names; give it the canonical name.
+    raw = dict(base.raw)
+    raw["Name"] = "/" + entry.target
+    swap = Swap(client, ContainerView(raw), entry.id)
+    swap.new_id = new.id if new is not None else None
+    return swap
+
+
+def _retire(swap: Swap, old: ContainerView) -> None:
+    """Disconnect, stop (its own signal and grace) and remove the old container."""
+    swap.old = old
+    swap.disconnect_old()
+    swap.stop(old.id, old.stop_timeout)
+    swap.remove(old.id, force=False)
+
+
+def _rename(client: docker.DockerClient, view: ContainerView, name: str) -> None:
+    if view.name != name:
+        with docker_errors(f"renaming {view.name} to {name}"):
+            client.api.rename(view.id, name)
+
+
+def _refresh(client: docker.DockerClient, view: ContainerView) -> ContainerView:
+    return find(client, view.id) or view
+
+
+def _orphans(
+    client: docker.DockerClient,
+    journal: Journal,
+    locks: TargetLocks,
+    lock_key: Callable[[str], str],
+    live: set[str],
+) -> list[Recovered]:
+    results: list[Recovered] = []
+    with docker_errors("listing containers"):
+        listed = client.api.containers(all=True, filters={"name": "_dso_"})
+    unfinished = {e.id for e in journal.needing_recovery()}
+    found = []
+    for item in listed:
+        for name in item.get("Names") or ():
+            match = TEMP_NAME.match(str(name).lstrip("/"))
+            if match and match["target"] not in live and match["rotation"] not in unfinished:
+                found.append((match, str(item["Id"])))
+    # Backups first: with no canonical container, the old (known-good) one takes the name.
+    found.sort(key=lambda pair: pair[0]["kind"] != "backup")
+    for match, container_id in found:
+        target, rotation_id = match["target"], match["rotation"]
+        try:
+            with locks.hold(lock_key(target), wait=0.0, note="recover"):
+                orphan = find(client, container_id)
+                if orphan is not None and orphan.labels.get(OWNER_LABEL) == journal.owner:
+                    results.append(_orphan(client, orphan, target, rotation_id))
+        except RotationBusyError:
+            continue  # a rotation of the target started meanwhile: its containers, not orphans
+    return results
+
+
+def _orphan(
+    client: docker.DockerClient, orphan: ContainerView, target: str, rotation_id: str
+) -> Recovered:
+    holder = find_exact(client, target)
+    if holder is None:
+        _rename(client, orphan, target)
+        ensure_running(client, _refresh(client, orphan))
+        reason = f"{orphan.name} was the only copy left: renamed to {target} and started"
+        return Recovered(target, rotation_id, "adopted", None, reason)
+    swap = Swap(client, holder, rotation_id)
+    _retire(swap, orphan)
+    return Recovered(target, rotation_id, "removed_orphan", None, f"removed {orphan.name}")

@@ -1,0 +1,363 @@
+"""The strategies, step by step: each step is journaled before it is taken.
+
+``rolling``  create new → deliver files → start new → health gate → rename old → rename new →
+             disconnect old → stop old → remove old
+``restart``  create new → deliver files → stop old → start new → health gate → rename old →
+             rename new → remove old
+``reload``   deliver files → signal → health gate (the same container)
+``none``     nothing
+
+A failure up to the renames rolls back: names restored, the new container removed (or, with
+``rollback_on_failure: false``, stopped and kept for inspection), the old secret files put back,
+and for ``restart`` the old container started again. After the new container holds the name,
+nothing is rolled back: a failure to stop or remove the old container leaves the rotation
+``failed`` for ``docker dso recover`` to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernel.containers.client import docker_errors
+from kernel.containers.clone import clone_spec, resolve_image
+from kernel.containers.health import HealthReport, Probe
+from kernel.containers.swap import Swap, find
+from kernel.containers.view import (
+    OWNER_LABEL,
+    RELOAD_SIGNAL_LABEL,
+    ROTATION_LABEL,
+)
+from kernel.errors import DSOError, RotationError
+from kernel.rotation import fault
+from kernel.rotation.files import SecretFiles
+from kernel.rotation.journal import Journal, RotationEntry
+from kernel.rotation.model import Outcome, Plan, RotationObserver
+from kernel.rotation.states import RotationStatus, Step, Strategy, can_step
+from kernel.secret_value import SecretValue
+
+if TYPE_CHECKING:
+    from kernel.extensions.events import RotationEvent
+
+
+class GateFailed(RotationError):
+    """The new container did not pass its health gate (internal: always rolled back)."""
+
+    def __init__(self, report: HealthReport) -> None:
+        detail = f"; last exit code {report.last_exit_code}" if report.last_exit_code else ""
+        super().__init__(f"health check failed: {report.reason} ({report.probe}){detail}")
+        self.report = report
+
+
+class Vetoed(RotationError):
+    """An extension refused the swap (internal: always rolled back)."""
+
+    def __init__(self, extension: str, reason: str) -> None:
+        super().__init__(f"vetoed by extension {extension!r}: {reason}")
+        self.extension = extension
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a run behaves (from ``agent.rotation`` and the health gate's defaults)."""
+
+    timeout: float
+    rollback_on_failure: bool
+    health_interval: float = 0.1
+    health_retries: int | None = None
+
+
+class RotationRun:
+    """One rotation in progress: its containers, journal entry, event and settings."""
+
+    def __init__(
+        self,
+        *,
+        swap: Swap,
+        plan: Plan,
+        entry: RotationEntry,
+        journal: Journal,
+        observer: RotationObserver,
+        event: RotationEvent,
+        probe: Probe,
+        settings: Settings,
+        log: TraceLog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.swap = swap
+        self.plan = plan
+        self.entry = entry
+        self.journal = journal
+        self.observer = observer
+        self.event = event
+        self.probe = probe
+        self.settings = settings
+        self.log = log
+        self.clock = clock
+        self.files = SecretFiles.of(swap.old)
+        self._snapshot: dict[str, SecretValue] | None = None
+        self._old_stopped = False
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        strategy = self.plan.strategy
+        if strategy is Strategy.NONE:
+            return self._complete("strategy none: nothing was touched")
+        forward = {
+            Strategy.ROLLING: self._rolling,
+            Strategy.RESTART: self._restart,
+            Strategy.RELOAD: self._reload,
+        }[strategy]
+        try:
+            self._check_files()
+            forward()
+        except BaseException as exc:
+            outcome = self._roll_back(exc)
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C: rolled back, now stop
+            return outcome
+        self.observer.after_swap(self._event(step=self.entry.step))
+        if strategy is Strategy.RELOAD:
+            return self._complete()
+        try:
+            if strategy is Strategy.ROLLING:
+                self._step(Step.DISCONNECT_OLD)
+                self.swap.disconnect_old()
+                self._step(Step.STOP_OLD)
+                self.swap.stop_old()
+            self._step(Step.REMOVE_OLD)
+            self.swap.remove_old()
+        except DSOError as exc:
+            return self._cleanup_failed(exc)
+        return self._complete()
+
+    # -- forward paths (up to and including the swap) ---------------------------------------
+
+    def _check_files(self) -> None:
+        if not self.plan.changes.files:
+            return
+        if self.files is None:
+            raise RotationError(
+                f"{self.plan.target}: has dsofile:// secrets but no secrets directory "
+                "bind-mounted at its secrets path"
+            )
+        self.files.check()
+
+    def _rolling(self) -> None:
+        self._create_new()
+        self._deliver()
+        self._step(Step.START_NEW)
+        self.swap.start_new()
+        self._gate()
+        self._swap_names()
+
+    def _restart(self) -> None:
+        self._create_new()
+        self._deliver()
+        self._step(Step.STOP_OLD)
+        self._old_stopped = True
+        self.swap.stop_old()
+        self._step(Step.START_NEW)
+        self.swap.start_new()
+        self._gate()
+        self._swap_names()
+
+    def _reload(self) -> None:
+        self._veto()  # before the files are replaced (docs/extension-hooks.md)
+        self._deliver()
+        self._step(Step.SIGNAL)
+        self._signal()
+        self._gate(container=self.swap.old.id)
+
+    def _create_new(self) -> None:
+        self._step(Step.CREATE_NEW)
+        old = self.swap.old
+        labels = {
+            **self.plan.changes.labels,
+            ROTATION_LABEL: self.entry.id,
+            OWNER_LABEL: self.journal.owner,
+        }
+        spec = clone_spec(
+            old,
+            name=self.swap.new_name,
+            env=self.plan.changes.env,
+            labels=labels,
+            image=resolve_image(self.swap.client, old),
+        )
+        self.entry.new_id = self.swap.create_new(spec)
+        self.event = self._event(new_container=self.entry.new_id)
+        self.log.info("created %s", self.swap.new_name, extra=self._ctx(new=self.entry.new_id))
+
+    def _deliver(self) -> None:
+        self._step(Step.DELIVER_FILES)
+        if self.plan.changes.files and self.files is not None:
+            self._snapshot = self.files.snapshot()
+            self.files.publish(self.plan.changes.files)
+
+    def _gate(self, container: str = "") -> None:
+        self._step(Step.HEALTH_GATE)
+        report = self.swap.gate(
+            self.probe,
+            timeout=self.settings.timeout,
+            retries=self.settings.health_retries,
+            container=container,
+        )
+        self.entry.health = report.to_dict()
+        self.log.info(
+            "health gate: %s after %.3fs (%d attempts)",
+            report.reason,
+            report.elapsed,
+            report.attempts,
+            extra=self._ctx(),
+        )
+        if not report.healthy:
+            raise GateFailed(report)
+
+    def _swap_names(self) -> None:
+        self._veto()
+        self._step(Step.RENAME_OLD)
+        self.swap.rename_old()
+        self._step(Step.RENAME_NEW)
+        self.swap.rename_new()
+
+    def _veto(self) -> None:
+        veto = self.observer.before_swap(self._event(step=self.entry.step))
+        if veto is not None:
+            raise Vetoed(veto.extension, veto.reason)
+
+    def _signal(self) -> None:
+        signal = self.swap.old.labels.get(RELOAD_SIGNAL_LABEL) or "SIGHUP"
+        with docker_errors(f"sending {signal} to {self.swap.target}"):
+            self.swap.client.api.kill(self.swap.old.id, signal=signal)
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _roll_back(self, exc: BaseException) -> Outcome:
+        error = _describe(exc)
+        failed_step = self.entry.step
+        if isinstance(exc, GateFailed):
+            self.entry.health = exc.report.to_dict()
+        if isinstance(exc, Vetoed):
+            self.log.warning("%s", error, extra=self._ctx())
+        else:
+            log = self.log.error if isinstance(exc, DSOError) else self.log.exception
+            log("step %s failed: %s", failed_step, error, extra=self._ctx())
+            self.observer.failed(self._event(step=failed_step, error=error))
+        keep = not self.settings.rollback_on_failure and not isinstance(exc, Vetoed)
+        if can_step(Strategy(self.entry.strategy), Step(self.entry.step), Step.ROLLBACK):
+            self._step(Step.ROLLBACK)
+        try:
+            self._undo(keep_new=keep)
+        except DSOError as undo_exc:
+            message = f"{error}; the rollback failed too: {undo_exc.message}"
+            self.log.error("rollback failed: %s", undo_exc.message, extra=self._ctx())
+            self._finish(RotationStatus.CRITICAL_ERROR, message)
+            return self._outcome(RotationStatus.CRITICAL_ERROR, message)
+        status = RotationStatus.FAILED if keep else RotationStatus.ROLLED_BACK
+        if keep:
+            error += f"; the new container is kept, stopped, as {self.swap.new_name}"
+        self._finish(status, error)
+        if not keep:
+            vetoed_by = exc.extension if isinstance(exc, Vetoed) else None
+            self.observer.rolled_back(
+                self._event(step=failed_step, error=error, vetoed_by=vetoed_by)
+            )
+        return self._outcome(status, error)
+
+    def _undo(self, *, keep_new: bool) -> None:
+        if self.plan.strategy is not Strategy.RELOAD:
+            self.swap.restore_names()
+            if keep_new:
+                self.swap.stop_new()
+            else:
+                self.swap.remove_new()
+        if self._snapshot is not None and self.files is not None:
+            self.files.restore(self._snapshot)
+            if self.plan.strategy is Strategy.RELOAD:
+                self._signal()
+        if self._old_stopped and self.entry.old_running:
+            self.swap.start_old()
+            current = find(self.swap.client, self.swap.old.id)
+            if current is None or not current.running:
+                raise RotationError(f"{self.swap.target}: the old container did not start again")
+
+    def _cleanup_failed(self, exc: DSOError) -> Outcome:
+        message = (
+            f"rotated (the new container serves as {self.swap.target}), but step "
+            f"{self.entry.step} failed: {exc.message}; `docker dso recover` finishes it"
+        )
+        self.log.error("%s", message, extra=self._ctx())
+        self._finish(RotationStatus.FAILED, message)
+        self.observer.failed(self._event(step=self.entry.step, error=message))
+        return self._outcome(RotationStatus.FAILED, message)
+
+    def _complete(self, note: str | None = None) -> Outcome:
+        self._finish(RotationStatus.COMPLETED, note)
+        self.observer.completed(self._event(step=self.entry.step))
+        self.log.info(
+            "rotation of %s completed (%s)", self.plan.target, self.plan.strategy, extra=self._ctx()
+        )
+        return self._outcome(RotationStatus.COMPLETED, note)
+
+    # -- journal ----------------------------------------------------------------------------
+
+    def _step(self, step: Step) -> None:
+        """Journal ``step`` durably, then (test mode only) maybe die, then return to take it."""
+        self.entry.advance(step, self.clock())
+        self.journal.save(self.entry)
+        self.log.debug("step %s", step.value, extra=self._ctx())
+        fault.after_journaled(step.value)
+
+    def _finish(self, status: RotationStatus, error: str | None) -> None:
+        self.entry.finish(status, self.clock(), error=error)
+        self.journal.save(self.entry)
+
+    def _outcome(self, status: RotationStatus, error: str | None) -> Outcome:
+        return Outcome(
+            target=self.plan.target,
+            status=status.value,
+            plan=self.plan,
+            rotation_id=self.entry.id,
+            trace_id=self.entry.trace_id,
+            old_id=self.entry.old_id,
+            new_id=self.entry.new_id,
+            error=error,
+            health=self.entry.health,
+            phases=self.entry.step_times(),
+            elapsed=(self.entry.finished_at or self.clock()) - self.entry.started_at,
+            lock_waited=float((self.entry.lock or {}).get("waited", 0.0)),
+        )
+
+    def _event(self, **changes: object) -> RotationEvent:
+        self.event = self.event.evolve(**changes)
+        return self.event
+
+    def _ctx(self, **extra: str | None) -> Mapping[str, object]:
+        return {"step": self.entry.step, **extra}
+
+
+class TraceLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger adapter that adds the rotation's trace id (and id, target) to every line,
+    merged with the call's own ``extra=`` (the stdlib adapter would replace it)."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = kwargs.get("extra")
+        merged = dict(self.extra or {})
+        if isinstance(extra, Mapping):
+            merged.update({k: v for k, v in extra.items() if v is not None})
+        kwargs["extra"] = merged
+        return msg, kwargs
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, DSOError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"internal error: {type(exc).__name__}"

@@ -1,0 +1,242 @@
+"""Docker fixtures of the rotation tests: everything created is labelled and removed.
+
+``scope`` labels every container, network and volume a test creates (and every container a
+rotation clones from them: labels are copied) with ``dso.test=<random>``, names them
+``dsotest<random>-…``, and removes exactly those in a ``finally``. ``engine`` is a
+:class:`RotationEngine` on a private state directory; ``cli`` runs the real ``dso`` program with
+a private ``DSO_HOME`` and an initialised local vault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from kernel.config.model import RotationConfig
+from kernel.containers.client import connect
+from kernel.rotation.engine import RotationEngine
+from kernel.rotation.journal import Journal
+from kernel.rotation.locks import TargetLocks
+from kernel.rotation.model import ChangedReference, Changes
+from kernel.secret_value import SecretValue
+
+IMAGE = "dso-test/busybox:1"
+DSO = str(Path(sys.executable).parent / "dso")
+LABEL = "dso.test"
+#: A tiny web server: serves $MSG at / (httpd as a child of docker-init, so SIGTERM stops it).
+HTTPD = [
+    "sh",
+    "-c",
+    'mkdir -p /www && echo "$MSG" > /www/index.html && exec httpd -f -p 80 -h /www',
+]
+#: HEALTHCHECK with Docker's 30 s interval: only dso's fast probing makes rotations quick.
+#: MSG=bad fails it; MSG=slow hangs it (for the timeout test).
+HEALTH = {
+    "test": [
+        "CMD-SHELL",
+        '[ "$MSG" != bad ] && { [ "$MSG" != slow ] || sleep 30; } && wget -q -O- http://127.0.0.1/',
+    ],
+    "interval": 30 * 10**9,
+    "timeout": 10 * 10**9,
+    "retries": 3,
+}
+
+
+@dataclass
+class Scope:
+    client: docker.DockerClient
+    value: str
+    prefix: str
+    extra_volumes: list[str] = field(default_factory=list)
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL: self.value, **extra}
+
+    def network(self, suffix: str, **kwargs: Any) -> str:
+        name = self.name(suffix)
+        self.client.networks.create(name, labels=self.labels(), **kwargs)
+        return name
+
+    def volume(self, suffix: str, **labels: str) -> str:
+        name = self.name(suffix)
+        self.client.volumes.create(name, labels=self.labels(**labels))
+        return name
+
+    def run(self, suffix: str, command: list[str] | None = None, **kwargs: Any) -> Any:
+        labels = self.labels(**kwargs.pop("labels", {}))
+        kwargs.setdefault("init", True)
+        return self.client.containers.run(
+            IMAGE, command, name=self.name(suffix), labels=labels, detach=True, **kwargs
+        )
+
+    def web(self, suffix: str, network: str, msg: str = "old", **kwargs: Any) -> Any:
+        """The HTTP service under test, behind alias ``web`` on ``network``."""
+        container = self.run(
+            suffix,
+            HTTPD,
+            environment={"MSG": msg, **kwargs.pop("environment", {})},
+            network=network,
+            networking_config={network: self.client.api.create_endpoint_config(aliases=["web"])},
+            healthcheck=HEALTH,
+            **kwargs,
+        )
+        wait_for(lambda: self.exec(container.name, "wget", "-q", "-O-", "http://127.0.0.1/"))
+        return container
+
+    def ours(self) -> list[Any]:
+        return self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.value}"})
+
+    def names(self) -> list[str]:
+        return sorted(c.name for c in self.ours())
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self.client.api.inspect_container(name)
+        return doc
+
+    def exec(self, container: str, *command: str) -> str | None:
+        """stdout of ``command`` in ``container``, or None when it fails."""
+        result = self.client.containers.get(container).exec_run(list(command))
+        return result.output.decode() if result.exit_code == 0 else None
+
+    def cleanup(self) -> None:
+        for container in self.ours():
+            container.remove(force=True, v=True)
+        for network in self.client.networks.list(filters={"label": f"{LABEL}={self.value}"}):
+            network.remove()
+        for volume in self.client.volumes.list(filters={"label": f"{LABEL}={self.value}"}):
+            volume.remove(force=True)
+        for name in self.extra_volumes:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(name).remove(force=True)
+
+
+@pytest.fixture
+def scope() -> Iterator[Scope]:
+    client = connect()
+    token = secrets.token_hex(5)
+    created = Scope(client, f"rotation-{token}", f"dsotest{token}")
+    try:
+        yield created
+    finally:
+        created.cleanup()
+        client.close()
+
+
+@pytest.fixture
+def engine_factory(tmp_path: Path, scope: Scope) -> Callable[..., RotationEngine]:
+    def make(retries: int | None = None, **config: Any) -> RotationEngine:
+        settings = {"strategy": "auto", "timeout": 10.0, "rollback_on_failure": True, **config}
+        return RotationEngine(
+            scope.client,
+            journal=Journal(tmp_path / "state"),
+            locks=TargetLocks(tmp_path / "locks"),
+            config=RotationConfig(**settings),
+            health_retries=retries,
+        )
+
+    return make
+
+
+def env_changes(**values: str) -> Callable[[Any], Changes]:
+    """A fetch that rolls out ``values`` as environment variables."""
+
+    def fetch(view: Any) -> Changes:
+        return Changes(
+            env={k: SecretValue(v) for k, v in values.items()},
+            references=tuple(
+                ChangedReference(k, f"dso://test/{k.lower()}", "env", "local:1", "local:2")
+                for k in values
+            ),
+        )
+
+    return fetch
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cli:
+    """The real ``dso`` program with a private home and vault."""
+
+    env: dict[str, str]
+    home: Path
+
+    def run(
+        self, *args: str, stdin: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DSO, *args],
+            input=stdin,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [DSO, *args],
+            env={**self.env, **(extra_env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def set_secret(self, name: str, value: str) -> None:
+        done = self.run("secret", "set", name, stdin=value)
+        assert done.returncode == 0, done.stderr
+
+    def journal(self) -> list[dict[str, Any]]:
+        path = self.home / "state" / "rotations.json"
+        if not path.exists():
+            return []
+        rotations: list[dict[str, Any]] = json.loads(path.read_text())["rotations"]
+        return rotations
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSO_")}
+    env.pop("XDG_RUNTIME_DIR", None)
+    home = tmp_path / "dso-home"
+    env.update(DSO_HOME=str(home), HOME=str(tmp_path))
+    created = Cli(env, home)
+    done = created.run("init")
+    assert done.returncode == 0, done.stderr
+    return created
+
+
+def referenced(var: str, ref: str, version: str = "local:1") -> dict[str, str]:
+    """The labels compose injection puts on a container given ``ref`` as ``var``."""
+    return {"dso.refs": json.dumps({var: ref}), "dso.versions": json.dumps({var: version})}
