@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import threading
+import time
 
 from kernel import __version__
 
@@ -22,6 +24,10 @@ METADATA = {
     "ShortDescription": "Inject secrets into containers and rotate them without downtime",
     "URL": "https://github.com/docker-secret-operator/dso",
 }
+
+
+#: After docker closed the plugin socket, how long dso may take to wind down before it is forced.
+_FORCE_EXIT_AFTER = 60.0
 
 
 def plugin_argv(argv: list[str]) -> list[str] | None:
@@ -50,6 +56,10 @@ def _exit_when_docker_closes(path: str) -> None:
                 pass
         except OSError:
             pass
+        # Like Ctrl-C: the main thread gets KeyboardInterrupt, or a running `docker compose`
+        # gets the signal forwarded and stops its containers cleanly before dso exits.
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(_FORCE_EXIT_AFTER)
         os._exit(130)
 
     threading.Thread(target=watch, name="docker-cli-socket", daemon=True).start()
@@ -63,6 +73,11 @@ def main() -> None:
     plugin_socket = os.environ.get("DOCKER_CLI_PLUGIN_SOCKET")
     if plugin_socket:
         _exit_when_docker_closes(plugin_socket)
-    from kernel.cli.main import run
+    try:
+        from kernel.cli.main import run
 
-    sys.exit(run(args, prog_name="docker dso"))
+        code = run(args, prog_name="docker dso")
+    except KeyboardInterrupt:  # interrupted before the CLI's own handling took over
+        sys.stderr.write("Interrupted.\n")
+        code = 130
+    sys.exit(code)

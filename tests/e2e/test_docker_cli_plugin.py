@@ -99,3 +99,44 @@ def test_uninstall_removes_the_link(docker_env: dict[str, str]) -> None:
     (entry,) = json.loads(done.stdout)
     assert entry["action"] == "removed"
     assert not Path(entry["path"]).exists()
+
+
+def test_docker_closing_the_plugin_socket_interrupts_like_ctrl_c(tmp_path: Path) -> None:
+    """Without a TTY docker does not forward Ctrl-C: it closes DOCKER_CLI_PLUGIN_SOCKET."""
+    import socket
+    import time
+
+    env = {**os.environ, "DSO_HOME": str(tmp_path / "dso-home")}
+    subprocess.run([BIN / "dso", "init"], env=env, check=True, capture_output=True)
+    path = str(tmp_path / "plugin.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(20)
+    env["DOCKER_CLI_PLUGIN_SOCKET"] = path
+    # `secret set` reads its value from stdin, which we keep open: it blocks until interrupted.
+    proc = subprocess.Popen(
+        [BIN / "docker-dso", "dso", "secret", "set", "app/x"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        conn, _ = server.accept()
+        time.sleep(1)  # let it reach the blocking read, as a user's Ctrl-C would
+        conn.close()
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.close()
+    assert proc.returncode == 130
+    assert "Interrupted." in err
+    assert "Traceback" not in err
+    listing = subprocess.run(
+        [BIN / "dso", "secret", "list", "--json"], env=env, capture_output=True, text=True
+    )
+    assert json.loads(listing.stdout) == []
