@@ -18,8 +18,7 @@ message is not ours to forward. Two facts shape the tables:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from types import MappingProxyType
 from typing import Any
 
@@ -35,6 +34,7 @@ from providers.sdk import (
     SecretNotFound,
     get_logger,
 )
+from providers.sdk.errors import translating
 
 log = get_logger("aws")
 
@@ -156,16 +156,6 @@ def fault_for(exc: BaseException, what: str) -> ProviderFault | None:
     return None
 
 
-@contextmanager
-def translate(what: str) -> Iterator[None]:
+def translate(what: str) -> AbstractContextManager[None]:
     """Run an AWS call, turning a botocore exception into a ProviderFault."""
-    try:
-        yield
-    except ProviderFault:
-        raise
-    except Exception as exc:
-        fault = fault_for(exc, what)
-        if fault is None:
-            raise
-        log.debug("%s: %s → %s", what, type(exc).__name__, fault.code.value)
-        raise fault from exc
+    return translating(what, fault_for, log)

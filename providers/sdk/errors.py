@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 from kernel.errors import ProtocolError
@@ -127,3 +129,26 @@ def log_unexpected(exc: BaseException, context: str) -> None:
         context,
         "".join(stack).rstrip(),
     )
+
+
+@contextmanager
+def translating(
+    what: str,
+    fault_for_exception: Callable[[BaseException, str], ProviderFault | None],
+    log: logging.Logger,
+) -> Iterator[None]:
+    """Run one back-end call, turning an SDK exception into a :class:`ProviderFault`.
+
+    ``fault_for_exception`` is the provider's mapping table (its ``errors.py``); an exception it
+    does not know is re-raised and becomes ``internal`` at the SDK boundary.
+    """
+    try:
+        yield
+    except ProviderFault:
+        raise
+    except Exception as exc:
+        fault = fault_for_exception(exc, what)
+        if fault is None:
+            raise
+        log.debug("%s: %s → %s", what, type(exc).__name__, fault.code.value)
+        raise fault from exc

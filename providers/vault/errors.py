@@ -14,8 +14,7 @@ call (see :mod:`providers.vault.auth`); this table maps a bare 403 to ``access_d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import hvac.exceptions as hvac_exc
@@ -31,6 +30,7 @@ from providers.sdk import (
     SecretNotFound,
     get_logger,
 )
+from providers.sdk.errors import translating
 
 log = get_logger("vault")
 
@@ -93,16 +93,6 @@ def fault_for(exc: BaseException, what: str) -> ProviderFault | None:
     return rule.fault(f"{what}: {rule.cause}{status}")
 
 
-@contextmanager
-def translate(what: str) -> Iterator[None]:
+def translate(what: str) -> AbstractContextManager[None]:
     """Run a back-end call, turning a known hvac/requests exception into a ProviderFault."""
-    try:
-        yield
-    except ProviderFault:
-        raise
-    except Exception as exc:
-        fault = fault_for(exc, what)
-        if fault is None:
-            raise
-        log.debug("%s: %s → %s", what, type(exc).__name__, fault.code.value)
-        raise fault from exc
+    return translating(what, fault_for, log)
