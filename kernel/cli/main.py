@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "fetch": "kernel.cli.fetch:fetch",
     "init": "kernel.cli.init:init",
     "install": "kernel.cli.install:install",
+    "migrate": "kernel.cli.migrate:migrate",
     "providers": "kernel.cli.providers:providers",
     "recover": "kernel.cli.recover:recover",
     "rotate": "kernel.cli.rotate:rotate",

@@ -5,7 +5,8 @@
 - :mod:`~kernel.compose.runner`: every ``docker compose`` / ``docker`` process;
 - :mod:`~kernel.compose.scan`: references in services' ``environment`` and their problems;
 - :mod:`~kernel.compose.rewrite`: the model compose runs (placeholders, mounts, labels);
-- :mod:`~kernel.compose.inject`: the steps of ``up`` and ``validate``.
+- :mod:`~kernel.compose.inject`: the steps of ``up`` and ``validate``;
+- ``migrate_*``: ``docker dso migrate`` (read the files as written, detect, plan, edit, write).
 
 User documentation: docs/compose.md.
 """

@@ -19,6 +19,8 @@ from kernel.vault.names import validate_name, validate_value
 _ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)", re.DOTALL)
 _INLINE_COMMENT = re.compile(r"\s+#.*$")
 _AFTER_QUOTE = re.compile(r"\s*(#.*)?")
+#: :attr:`Skipped.reason` of an assignment with an empty value.
+EMPTY_VALUE = "empty value"
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'", "$": "$"}
 
 
@@ -81,7 +83,7 @@ def parse_env(text: str, source: str) -> EnvFile:
             # "A= # note" is empty, "A=#x" is "#x": a comment needs whitespace before '#'.
             value = _INLINE_COMMENT.sub("", rest).strip()
         if not value:
-            skipped.append(Skipped(variable, start, "empty value"))
+            skipped.append(Skipped(variable, start, EMPTY_VALUE))
             continue
         previous = found.pop(variable, None)
         if previous is not None:
