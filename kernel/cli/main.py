@@ -110,8 +110,10 @@ def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:
     except click.ClickException as exc:
         exc.show()
         return ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns a Ctrl-C inside a command into Abort; say what happened either way.
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
         return ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -127,7 +127,10 @@ def test_docker_closing_the_plugin_socket_interrupts_like_ctrl_c(tmp_path: Path)
         conn, _ = server.accept()
         time.sleep(1)  # let it reach the blocking read, as a user's Ctrl-C would
         conn.close()
-        _, err = proc.communicate(timeout=20)
+        # wait() rather than communicate(): closing stdin would end the read with EOF (an empty
+        # value) and race the interrupt.
+        proc.wait(timeout=20)
+        _, err = proc.communicate()  # it has exited: this only collects and closes the pipes
     finally:
         if proc.poll() is None:
             proc.kill()
