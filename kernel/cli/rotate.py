@@ -1,9 +1,11 @@
-"""``docker dso rotate <container>…``: roll fresh secret values out to running containers.
+"""``docker dso rotate <service|container>…``: roll fresh secret values out to running containers.
 
-For each container, the references it was given (label ``dso.refs``) are resolved again; when a
-version moved (label ``dso.versions``), or with ``--force``, the container is rotated with the
-strategy the flag, its ``dso.strategy`` label, the configuration or ``auto`` picks. How it works:
-docs/rotation.md.
+A name is a compose service of the project (``-f``/``-p``/``--project-directory``, or the one
+of the current directory, found as compose finds it) — all its replicas — or a container's exact
+name. For each container, the references it was given (label ``dso.refs``) are resolved again;
+when a version moved (label ``dso.versions``), or with ``--force``, the container is rotated with
+the strategy the flag, its ``dso.strategy`` label, the configuration or ``auto`` picks. How it
+works: docs/rotation.md.
 """
 
 from __future__ import annotations
@@ -13,15 +15,26 @@ from typing import TYPE_CHECKING
 import click
 
 from kernel.cli.app import Application, pass_app
+from kernel.cli.rotate_output import show_result
 from kernel.errors import DSOError, ExitCode
 from kernel.rotation.choose import CHOICES
 
 if TYPE_CHECKING:
-    from kernel.rotation.model import Outcome, Plan
+    from kernel.compose.args import ComposeArgs
+    from kernel.compose.confighash import ComposeHasher
+    from kernel.compose.inject import PendingProject, Project
+    from kernel.rotation.batch import TargetResult
 
 
 @click.command("rotate")
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True)
+@click.option(
+    "-f", "--file", "files", multiple=True, help="Compose file of the project (as compose's -f)."
+)
+@click.option("-p", "--project-name", help="Compose project name (as compose's -p).")
+@click.option("--project-directory", help="Compose project directory (as compose's).")
+@click.option("--profile", "profiles", multiple=True, help="Compose profile to enable.")
+@click.option("--env-file", "env_files", multiple=True, help="Compose environment file.")
 @click.option(
     "--strategy",
     type=click.Choice(CHOICES),
@@ -37,7 +50,7 @@ if TYPE_CHECKING:
     default=60.0,
     show_default=True,
     envvar="DSO_WAIT",
-    help="Seconds to wait for another rotation of the same container before giving up.",
+    help="Seconds to wait for another rotation of the same service or container.",
 )
 @click.option(
     "--timeout",
@@ -46,114 +59,188 @@ if TYPE_CHECKING:
     help="Seconds the new container may take to pass its health check "
     "(default: agent.rotation.timeout).",
 )
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=32),
+    default=4,
+    show_default=True,
+    envvar="DSO_CONCURRENCY",
+    help="Services or containers rotated at the same time (replicas of one service always "
+    "rotate one after another).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
 def rotate(
     app: Application,
-    containers: tuple[str, ...],
+    targets: tuple[str, ...],
+    files: tuple[str, ...],
+    project_name: str | None,
+    project_directory: str | None,
+    profiles: tuple[str, ...],
+    env_files: tuple[str, ...],
     strategy: str | None,
     dry_run: bool,
     force: bool,
     wait: float,
     timeout: float | None,
+    concurrency: int,
     as_json: bool,
 ) -> None:
-    """Rotate containers whose secrets changed, without downtime where possible.
+    """Roll new secret versions out to services or containers, without downtime.
 
-    Each container's references (label dso.refs) are resolved again; if a version changed (or
-    with --force) the container is replaced by a faithful clone holding the new values. With
-    rolling (zero downtime) both serve during the overlap; restart stops the old one first
-    (published host ports, static IPs, exclusive volumes); reload rewrites secret files in
-    place and signals the container. A failed health check rolls back: the old container keeps
-    serving, untouched. Exits 9 if a rotation failed, with the state it left.
+    TARGETS are compose services of the project (-f/-p/--project-directory, else the one in
+    the current directory; COMPOSE_FILE and COMPOSE_PROJECT_NAME work as with compose) or
+    container names. A service's containers are resolved again (label dso.refs) in one fetch;
+    if a version changed (or with --force) each is replaced, one after another, by a faithful
+    clone holding the new values, under one lock per service. With rolling (zero downtime)
+    both serve during the overlap; restart stops the old one first (published host ports,
+    static IPs, exclusive volumes); reload rewrites secret files in place and signals the
+    container. Several targets rotate in parallel and independently. A failed health check
+    rolls back: the old container keeps serving, untouched. Exits 9 if a rotation failed.
 
     \b
     Examples:
       docker dso rotate web --dry-run
       docker dso rotate web worker
-      docker dso rotate db --strategy restart --timeout 60
+      docker dso rotate -f compose.prod.yaml api
+      docker dso rotate shop-db-1 --strategy restart --timeout 60
       docker dso rotate web --force --json | jq '.rotations[0].phases'
     """
     import dataclasses
+    import threading
 
+    from kernel.compose.args import split_args
     from kernel.config import load_config
     from kernel.containers.client import connect
     from kernel.extensions import Extensions
-    from kernel.injection.setup import make_resolver
-    from kernel.rotation import RotationEngine, label_fetch
+    from kernel.injection.host_resolver import ProviderHostResolver
+    from kernel.provider_host import ProviderHost
+    from kernel.rotation import Journal, TargetLocks
+    from kernel.rotation.batch import Batch, BatchSettings
+    from kernel.rotation.targets import resolve_targets
 
-    config = load_config(app.config_path).config
-    rotation = config.agent.rotation
-    if timeout is not None:
-        rotation = dataclasses.replace(rotation, timeout=timeout)
-    fetch = label_fetch(make_resolver(app.layout, app.config_path), force=force)
-    client = connect()
-    outcomes: list[Outcome] = []
-    first_error: DSOError | None = None
-    with Extensions.load(app.layout, config.extensions) as extensions:
-        engine = RotationEngine(client, app.layout, config=rotation, observer=extensions)
-        for name in containers:
-            try:
-                if dry_run:
-                    outcome = engine.dry_run(name, fetch, strategy=strategy, force=force)
-                else:
-                    outcome = engine.rotate(name, fetch, strategy=strategy, force=force, wait=wait)
-            except DSOError as exc:
-                if len(containers) == 1 and not as_json:
-                    raise  # one line, its hint and its exit code, like any other command
-                first_error = first_error or exc
-                outcome = _error_outcome(name, exc)
-                app.info(f"{name}: {exc}")
-            outcomes.append(outcome)
-            if not as_json and outcome.status != "error":
-                _show(app, outcome)
+    tokens = [f"--file={f}" for f in files] + [f"--profile={p}" for p in profiles]
+    tokens += [f"--env-file={e}" for e in env_files]
+    if project_name:
+        tokens.append(f"--project-name={project_name}")
+    if project_directory:
+        tokens.append(f"--project-directory={project_directory}")
+    compose_args = split_args(tokens)
+    with _start_project(compose_args) as pending:
+        config = load_config(app.config_path).config
+        rotation = config.agent.rotation
+        if timeout is not None:
+            rotation = dataclasses.replace(rotation, timeout=timeout)
+        client = connect()
+        project, name = _finish_project(app, compose_args, pending)
+    hasher = _hasher(app, project)
+    services = list((project.model.get("services") or {}) if project else ())
+    chosen = resolve_targets(client, targets, project=name, services=services)
+    client.close()
+
+    hosts: list[ProviderHost] = []
+    hosts_lock = threading.Lock()
+
+    def open_host() -> ProviderHost:
+        with hosts_lock:  # one host for every target (thread): one process per provider
+            if not hosts:
+                hosts.append(ProviderHost(config, app.layout))
+            return hosts[0]
+
+    resolver = ProviderHostResolver(config, open_host, keep_open=True)
+    try:
+        with Extensions.load(app.layout, config.extensions) as extensions:
+            settings = BatchSettings(
+                journal=Journal(app.layout.state),
+                locks=TargetLocks(app.layout.locks),
+                config=rotation,
+                observer=extensions,
+                strategy=strategy,
+                force=force,
+                dry_run=dry_run,
+                wait=wait,
+                concurrency=concurrency,
+            )
+            batch = Batch(settings, connect=connect, resolver=resolver, hasher=hasher)
+            single = len(chosen) == 1 and not as_json
+
+            def shown(result: TargetResult) -> None:
+                if single and result.error is not None and result.untouched:
+                    return  # raised below: one line, its hint and its exit code
+                if not as_json:
+                    show_result(app, result, dry_run=dry_run)
+
+            results = batch.run(chosen, on_result=shown)
+    finally:
+        for host in hosts:
+            host.close()
     if as_json:
-        app.out_json({"dry_run": dry_run, "rotations": [o.to_dict() for o in outcomes]})
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        code = first_error.exit_code if first_error else ExitCode.ROTATION
-        names = ", ".join(o.target for o in failed)
-        app.abort(f"rotation failed for {names}", code)
-
-
-def _error_outcome(name: str, exc: DSOError) -> Outcome:
-    from kernel.rotation.model import Outcome
-
-    return Outcome(target=name, status="error", error=str(exc))
-
-
-def _show(app: Application, outcome: Outcome) -> None:
-    plan = outcome.plan
-    name = outcome.target
-    if outcome.status == "up_to_date":
-        app.out(f"{name}: up to date (no secret version changed; --force rotates anyway)")
-    elif outcome.status == "planned" and plan is not None:
-        _show_plan(app, plan)
-    elif outcome.status == "completed" and plan is not None:
-        ids = f"{(outcome.old_id or '')[:12]} -> {(outcome.new_id or outcome.old_id or '')[:12]}"
-        changed = ", ".join(r.variable for r in plan.changes.references) or "forced"
-        app.out(
-            f"{name}: rotated with {plan.strategy.value} in {outcome.elapsed:.2f}s "
-            f"({ids}): {changed}"
+        app.out_json(
+            {
+                "dry_run": dry_run,
+                "targets": [r.to_dict() for r in results],
+                "rotations": [o.to_dict() for r in results for o in r.outcomes],
+            }
         )
-    else:
-        app.out(f"{name}: {outcome.status.replace('_', ' ')}: {outcome.error}")
-        if outcome.health and not outcome.health.get("healthy"):
-            output = str(outcome.health.get("last_output") or "").strip()
-            if output:
-                app.out("  last probe output: " + output.splitlines()[-1][:200])
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return
+    errors = [r.error for r in failed if r.error is not None]
+    if single and errors and failed[0].untouched:
+        raise errors[0]
+    code = errors[0].exit_code if errors else ExitCode.ROTATION
+    app.abort(f"rotation failed for {', '.join(r.target.name for r in failed)}", code)
 
 
-def _show_plan(app: Application, plan: Plan) -> None:
-    app.out(f"{plan.target} ({plan.container_id[:12]}): would rotate with {plan.strategy.value}")
-    app.out(f"  why: {plan.reason}")
-    for ref in plan.changes.references:
-        app.out(
-            f"  {ref.variable:<20} {ref.reference}  {ref.old or '-'} -> {ref.new or '-'}"
-            f"  ({ref.delivery})"
-        )
-    if plan.forced:
-        app.out("  (no version changed: --force)")
-    for ref_text in plan.changes.unchanged:
-        app.out(f"  unchanged: {ref_text}")
-    app.out(f"  health check: {plan.probe}")
+class _NoProject:
+    """Stands in for a :class:`PendingProject` when there is no compose project to read."""
+
+    def __enter__(self) -> _NoProject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _start_project(args: ComposeArgs) -> PendingProject | _NoProject:
+    """Start reading the compose project, if flags name one or the directory has one."""
+    import os
+    from pathlib import Path
+
+    from kernel.compose.files import project_files
+    from kernel.compose.inject import PendingProject
+
+    if not args.global_flags and not project_files(args, Path.cwd(), os.environ).files:
+        return _NoProject()
+    return PendingProject(args)
+
+
+def _finish_project(
+    app: Application, args: ComposeArgs, pending: PendingProject | _NoProject
+) -> tuple[Project | None, str | None]:
+    """The project read, and the project name services are looked up in (``-p`` alone
+    names a project whose files are not at hand)."""
+    import os
+
+    explicit = bool(args.files or args.project_directory or args.profiles or args.env_files)
+    named = args.project_name or os.environ.get("COMPOSE_PROJECT_NAME") or None
+    if isinstance(pending, _NoProject):
+        return None, named
+    try:
+        project = pending.result()
+    except DSOError as exc:
+        if explicit:
+            raise
+        if not args.project_name:
+            app.warn(f"{exc.message}; names are taken as container names")
+        return None, named
+    return project, project.name
+
+
+def _hasher(app: Application, project: Project | None) -> ComposeHasher | None:
+    if project is None:
+        return None
+    from kernel.compose.confighash import ComposeHasher
+    from kernel.injection.tmpfs import default_base
+
+    return ComposeHasher(project, default_base(app.layout))

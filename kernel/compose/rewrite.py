@@ -10,7 +10,10 @@ Only services that use references change, and in them only what dso owns:
   read-only bind mount of its tmpfs directory there;
 - labels ``dso.refs`` (variable → reference as written) and ``dso.versions`` (variable →
   ``provider:version``) record what was injected, never values. A new version changes the
-  labels, so ``up`` recreates exactly the containers whose secrets changed.
+  labels, so ``up`` recreates exactly the containers whose secrets changed;
+- label ``dso.config-hash`` digests the rewritten service without values, placeholder names and
+  versions: ``rotate`` renews compose's own config hash on the containers it replaces only when
+  the project still gives this digest (:mod:`kernel.compose.confighash`).
 
 Everything else is the document compose printed, which is already ``$``-escaped for reading again;
 strings dso adds are escaped with :func:`~kernel.compose.scan.escape`.
@@ -19,9 +22,10 @@ strings dso adds are escaped with :func:`~kernel.compose.scan.escape`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,8 @@ from kernel.reference import SecretReference
 from kernel.secret_value import SecretValue
 
 PLACEHOLDER_PREFIX = "DSO_SECRET_"
+#: Label: :func:`dso_config_hash` of the service the container was created from.
+CONFIG_HASH_LABEL = "dso.config-hash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ def rewrite_model(
             REFS_LABEL: escape(_compact(refs)),
             VERSIONS_LABEL: escape(_compact(versions)),
         }
+        service["labels"][CONFIG_HASH_LABEL] = dso_config_hash(service, wanted.env)
         services[name] = service
     result["services"] = services
     return Rewritten(result, environment)
@@ -99,3 +106,27 @@ def rewrite_model(
 
 def _compact(doc: Mapping[str, str]) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def dso_config_hash(service: Mapping[str, Any], env_variables: Iterable[str]) -> str:
+    """A digest of a rewritten service without what a rotation changes (``dso.config-hash``).
+
+    Left out: the values of ``env_variables`` (the ``dso://`` placeholders: random names, secret
+    values), ``dso.versions``, this label itself, and what compose leaves out of its own hash
+    (``build``, ``pull_policy``, ``scale``, ``deploy.replicas``, ``depends_on``, ``profiles``).
+    """
+    doc: dict[str, Any] = copy.deepcopy(dict(service))
+    for key in ("build", "pull_policy", "scale", "depends_on", "profiles"):
+        doc.pop(key, None)
+    if isinstance(doc.get("deploy"), dict):
+        doc["deploy"].pop("replicas", None)
+    env = dict(doc.get("environment") or {})
+    env.update(dict.fromkeys(env_variables, "${DSO_SECRET}"))
+    doc["environment"] = env
+    doc["labels"] = {
+        k: v
+        for k, v in (doc.get("labels") or {}).items()
+        if k not in (CONFIG_HASH_LABEL, VERSIONS_LABEL)
+    }
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()[:32]

@@ -149,6 +149,65 @@ def run_with_model(
     return wait(process)
 
 
+def service_hash(
+    project: str,
+    working_dir: Path,
+    args: ComposeArgs,
+    model: Mapping[str, Any],
+    secret_env: Mapping[str, SecretValue],
+    service: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+) -> str:
+    """The configuration hash compose gives ``service`` of ``model`` (``config --hash``).
+
+    The same call as :func:`run_with_model` with ``config --hash`` instead of ``up``, so the
+    hash is the one ``up`` would compare with a container's ``com.docker.compose.config-hash``
+    label. ``secret_env`` joins the process environment only, as for ``up``.
+    """
+    argv = [
+        DOCKER,
+        "compose",
+        f"--project-name={project}",
+        f"--project-directory={working_dir}",
+        *args.shared_flags,
+        "--file=-",
+        "config",
+        f"--hash={service}",
+    ]
+    child_env = dict(env)
+    for name, value in secret_env.items():
+        child_env[name] = value.reveal_text()
+    try:
+        done = subprocess.run(
+            argv,
+            input=json.dumps(model).encode(),
+            cwd=cwd,
+            env=child_env,
+            capture_output=True,
+            timeout=CONFIG_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise _no_docker() from None
+    except subprocess.TimeoutExpired:
+        raise DockerUnavailableError(
+            f"docker compose config --hash did not answer in {CONFIG_TIMEOUT:g} s"
+        ) from None
+    finally:
+        child_env.clear()
+    for line in done.stdout.decode(errors="replace").splitlines():
+        name, _, digest = line.strip().partition(" ")
+        if name == service and digest:
+            return digest
+    # Compose's own message is not repeated: it could quote an interpolated (secret) value.
+    raise ComposeError(
+        f"docker compose config --hash={service} failed (exit status {done.returncode})",
+        hint="`docker compose config` shows what compose objects to",
+    )
+
+
 def run_plain(
     args: ComposeArgs, command: Sequence[str], *, cwd: Path, env: Mapping[str, str]
 ) -> int:

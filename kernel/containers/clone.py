@@ -7,7 +7,9 @@ ulimits, log config, tmpfs, security options, extra hosts, DNS, sysctls, init, i
 Only what must change is changed:
 
 - ``Env``: the replaced variables get their new values (revealed here, at the last moment);
-- ``Labels``: updated ``dso.*`` labels and the rotation id;
+- ``Labels``: updated ``dso.*`` labels (and compose's config hash) and the rotation id;
+- bind mounts named in ``bind_sources``: a new host source (a rotation's own secrets directory,
+  so the old container keeps reading its files until the swap);
 - ``Hostname``: dropped when it is the old container's short id (Docker's default), so the copy
   gets its own, as ``docker run`` would;
 - ``Image``: the same image *content*: the reference as written if it still names the old image
@@ -59,11 +61,13 @@ def clone_spec(
     env: Mapping[str, SecretValue] | None = None,
     labels: Mapping[str, str] | None = None,
     image: str | None = None,
+    bind_sources: Mapping[str, str] | None = None,
 ) -> CloneSpec:
     """The spec of a copy of ``old`` called ``name`` with ``env`` and ``labels`` replaced.
 
     ``image`` is the image reference to create from (see :func:`resolve_image`); default: the
-    reference ``old`` was created with.
+    reference ``old`` was created with. ``bind_sources`` maps a bind mount's destination in the
+    container to the host path the copy mounts there instead.
     """
     config: dict[str, Any] = copy.deepcopy(dict(old.config))
     host_config: dict[str, Any] = copy.deepcopy(dict(old.host_config))
@@ -73,6 +77,8 @@ def clone_spec(
     config["Labels"] = {**(config.get("Labels") or {}), **(labels or {})}
     host_config["Links"] = _create_links(host_config.get("Links"))
     _reuse_implicit_volumes(old, host_config)
+    if bind_sources:
+        _replace_bind_sources(host_config, bind_sources)
 
     primary = old.primary_network
     attachments = old.networks
@@ -203,3 +209,22 @@ def _reuse_implicit_volumes(old: ContainerView, host_config: dict[str, Any]) -> 
             }
         )
     host_config["Mounts"] = mounts
+
+
+def _replace_bind_sources(host_config: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """Point the bind mounts at ``sources``' destinations to their new host paths.
+
+    A bind is in ``Binds`` (``src:dst[:opts]``, ``docker run -v``) or in ``Mounts`` (``--mount``,
+    compose's long syntax); both forms are rewritten in place, options kept.
+    """
+    binds = []
+    for bind in host_config.get("Binds") or []:
+        parts = str(bind).split(":")
+        if len(parts) >= 2 and parts[1] in sources:
+            parts[0] = sources[parts[1]]
+        binds.append(":".join(parts))
+    if binds:
+        host_config["Binds"] = binds
+    for mount in host_config.get("Mounts") or []:
+        if mount.get("Type") == "bind" and mount.get("Target") in sources:
+            mount["Source"] = sources[mount["Target"]]

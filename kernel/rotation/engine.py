@@ -1,13 +1,19 @@
-"""The rotation engine: plan → fetch → strategy → journal, one locked target at a time.
+"""The rotation engine: plan → fetch → strategy → journal, one locked container at a time.
 
     engine = RotationEngine(client, layout, config=config.agent.rotation, observer=extensions)
     outcome = engine.rotate("web", fetch)          # fetch(view) -> Changes
+
+    with engine.locks.hold(target.lock_key, wait=60) as lock:   # a whole compose service
+        for view in replicas:
+            engine.rotate_locked(view.name, fetch, lock=lock)
 
 The engine never talks to providers: the caller's ``fetch`` is handed the container freshly
 inspected *under its lock* and returns the new values (:class:`~kernel.rotation.model.Changes`).
 So a second rotation that waited for the lock decides on the state the first one left, never
 on what it saw before waiting. Before rotating, an unfinished journal entry of the same target
-(a crash) is converged first (:mod:`kernel.rotation.recovery`).
+(a crash) is converged first (:mod:`kernel.rotation.recovery`). The lock of a compose container
+is its service's (:func:`~kernel.rotation.targets.lock_key_of`): :mod:`kernel.rotation.batch`
+holds it once and rotates the replicas one after another with :meth:`RotationEngine.rotate_locked`.
 
 Every log line of a rotation carries its trace id (``extra={"trace_id": …}``); the journal
 entry, the extension events and the outcome carry it too.
@@ -33,11 +39,12 @@ from kernel.rotation import fault
 from kernel.rotation.choose import choose_strategy, exclusive_resources
 from kernel.rotation.files import SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
-from kernel.rotation.locks import TargetLocks
+from kernel.rotation.locks import Acquired, TargetLocks
 from kernel.rotation.model import Changes, Fetch, NullObserver, Outcome, Plan, RotationObserver
 from kernel.rotation.recovery import converge
 from kernel.rotation.states import Strategy
 from kernel.rotation.strategies import RotationRun, Settings, TraceLog
+from kernel.rotation.targets import compose_identity, container_lock_key, lock_key_of
 
 if TYPE_CHECKING:
     import docker
@@ -48,8 +55,8 @@ log = get_logger("rotation")
 
 
 def lock_key(container_name: str) -> str:
-    """The lock of a standalone container (compose services will lock per service)."""
-    return f"container-{container_name}"
+    """The lock of a container outside compose (journal entries without a recorded key)."""
+    return container_lock_key(container_name)
 
 
 class RotationEngine:
@@ -152,11 +159,11 @@ class RotationEngine:
         view = self.container(target)
         changes = fetch(view)
         if not changes and not force:
-            return Outcome(target=view.name, status="up_to_date", old_id=view.id)
+            return _about(view, Outcome(target=view.name, status="up_to_date", old_id=view.id))
         plan = self.plan(view, changes, strategy=strategy, force=force)
         event = self._event(plan, new_trace_id(), "dry-run", view).evolve(dry_run=True)
         self.observer.planned(event)
-        return Outcome(target=view.name, status="planned", plan=plan, old_id=view.id)
+        return _about(view, Outcome(target=view.name, status="planned", plan=plan, old_id=view.id))
 
     # -- rotating ---------------------------------------------------------------------------
 
@@ -171,58 +178,77 @@ class RotationEngine:
     ) -> Outcome:
         """Rotate ``target`` if ``fetch`` reports changes (or ``force``); see the module doc.
 
-        Raises :class:`~kernel.errors.RotationBusyError` when another rotation of ``target``
-        holds the lock past ``wait``, and errors found while planning (nothing touched then).
-        A failure while rotating is not raised: the :class:`Outcome` says what state the
-        containers were left in.
+        Holds the container's lock (its compose service's, if it has one) for the rotation.
+        Raises :class:`~kernel.errors.RotationBusyError` when another rotation holds it past
+        ``wait``, and errors found while planning (nothing touched then). A failure while
+        rotating is not raised: the :class:`Outcome` says what state the containers were left in.
         """
+        view = self.container(target)
+        key = lock_key_of(view)
+        subject = view.name
+        if (identity := compose_identity(view)) is not None:
+            subject = f"service {identity[1]} (project {identity[0]})"
+        with self.locks.hold(key, wait=wait, note=f"rotate {view.name}", subject=subject) as lock:
+            return self.rotate_locked(view.name, fetch, lock=lock, strategy=strategy, force=force)
+
+    def rotate_locked(
+        self,
+        target: str,
+        fetch: Fetch,
+        *,
+        lock: Acquired,
+        strategy: str | None = None,
+        force: bool = False,
+    ) -> Outcome:
+        """:meth:`rotate`, for a caller that already holds ``target``'s lock (``lock``)."""
         name = self.container(target).name
         trace_id = new_trace_id()
         rotation_id = secrets.token_hex(4)
         trace = TraceLog(log, {"trace_id": trace_id, "rotation": rotation_id, "target": name})
-        with self.locks.hold(
-            lock_key(name), wait=wait, note=f"trace {trace_id}", subject=name
-        ) as lock:
-            self.journal.prune()  # the 7-day retention, also for users who never run recover
-            for pending in self.journal.needing_recovery():
-                if pending.target == name:
-                    trace.warning("converging unfinished rotation %s first", pending.id)
-                    converge(self.client, self.journal, pending, clock=self.clock)
-            view = self.container(name)
-            changes = fetch(view)
-            if not changes and not force:
-                trace.info("%s is up to date", name)
-                return Outcome(
-                    target=name, status="up_to_date", old_id=view.id, lock_waited=lock.waited
-                )
-            plan = self.plan(view, changes, strategy=strategy, force=force)
-            entry = self._entry(plan, view, rotation_id, trace_id)
-            entry.lock = lock.to_dict()
-            self.journal.save(entry)
-            fault.after_journaled(entry.step)
-            event = self._event(plan, trace_id, rotation_id, view)
-            self.observer.planned(event)
-            self.observer.started(event)
-            trace.info(
-                "rotating %s: %s (%s)",
-                name,
-                plan.strategy.value,
-                plan.reason,
-                extra={"changed": ",".join(r.variable for r in changes.references)},
+        self.journal.prune()  # the 7-day retention, also for users who never run recover
+        for pending in self.journal.needing_recovery():
+            if pending.target == name:
+                trace.warning("converging unfinished rotation %s first", pending.id)
+                converge(self.client, self.journal, pending, clock=self.clock)
+        view = self.container(name)
+        if lock_key_of(view) != lock.target:
+            raise RotationError(f"{name} is not guarded by the lock {lock.target}")
+        changes = fetch(view)
+        if not changes and not force:
+            trace.info("%s is up to date", name)
+            outcome = Outcome(
+                target=name, status="up_to_date", old_id=view.id, lock_waited=lock.waited
             )
-            run = RotationRun(
-                swap=Swap(self.client, view, rotation_id),
-                plan=plan,
-                entry=entry,
-                journal=self.journal,
-                observer=self.observer,
-                event=event,
-                probe=probe_for(view),
-                settings=self.settings,
-                log=trace,
-                clock=self.clock,
-            )
-            return run.run()
+            return _about(view, outcome)
+        plan = self.plan(view, changes, strategy=strategy, force=force)
+        entry = self._entry(plan, view, rotation_id, trace_id)
+        entry.lock = lock.to_dict()
+        entry.lock_key = lock.target
+        self.journal.save(entry)
+        fault.after_journaled(entry.step)
+        event = self._event(plan, trace_id, rotation_id, view)
+        self.observer.planned(event)
+        self.observer.started(event)
+        trace.info(
+            "rotating %s: %s (%s)",
+            name,
+            plan.strategy.value,
+            plan.reason,
+            extra={"changed": ",".join(r.variable for r in changes.references)},
+        )
+        run = RotationRun(
+            swap=Swap(self.client, view, rotation_id),
+            plan=plan,
+            entry=entry,
+            journal=self.journal,
+            observer=self.observer,
+            event=event,
+            probe=probe_for(view),
+            settings=self.settings,
+            log=trace,
+            clock=self.clock,
+        )
+        return _about(view, run.run())
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -240,6 +266,12 @@ class RotationEngine:
         now = self.clock()
         swap_names = Swap(self.client, view, rotation_id)
         changes = plan.changes
+        files = SecretFiles.of(view)
+        own_dir = (
+            files is not None
+            and bool(changes.files)
+            and plan.strategy in (Strategy.ROLLING, Strategy.RESTART)
+        )
         return RotationEntry(
             id=rotation_id,
             trace_id=trace_id,
@@ -252,6 +284,8 @@ class RotationEngine:
             old_running=view.running,
             new_name=swap_names.new_name,
             backup_name=swap_names.backup_name,
+            old_files_dir=str(files.directory) if files is not None else None,
+            files_dir=str(files.rotation_dir(rotation_id)) if files and own_dir else None,
             references={r.variable: r.reference for r in changes.references},
             versions={r.variable: {"from": r.old, "to": r.new} for r in changes.references},
             started_at=now,
@@ -277,3 +311,11 @@ class RotationEngine:
             versions={r.reference: r.new.partition(":")[2] or r.new for r in refs if r.new},
             fingerprints={r.reference: r.new for r in refs if r.new},
         )
+
+
+def _about(view: ContainerView, outcome: Outcome) -> Outcome:
+    """``outcome`` with the compose project and service of ``view`` filled in."""
+    identity = compose_identity(view)
+    if identity is not None:
+        outcome.project, outcome.service = identity
+    return outcome

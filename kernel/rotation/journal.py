@@ -74,6 +74,13 @@ class RotationEntry:
     new_id: str | None = None
     new_name: str | None = None
     backup_name: str | None = None
+    #: The lock held for the rotation (``service-<project>.<service>`` or
+    #: ``container-<name>``): ``recover`` tests it to tell a live rotation from a dead one.
+    lock_key: str | None = None
+    #: The secrets directory the old container mounts, and the rotation's own one for the new
+    #: container (``<dir>@<rotation id>``; None when no secret file changed or for ``reload``).
+    old_files_dir: str | None = None
+    files_dir: str | None = None
     #: Variable → reference as written (``dso://app/db``).
     references: dict[str, str] = field(default_factory=dict)
     #: Variable → ``{"from": fingerprint, "to": fingerprint}``.

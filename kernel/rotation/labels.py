@@ -5,21 +5,37 @@ variable to its reference as written, ``dso.versions`` maps it to the ``provider
 received. :func:`label_fetch` turns a :class:`~kernel.injection.resolver.Resolver` into the
 engine's ``fetch``: it resolves the references of the container, and every variable whose
 version moved is a change. The new container gets an updated ``dso.versions`` label, so the next
-check compares against what it really holds.
+check compares against what it really holds, and, for a compose container whose project was
+read, a renewed ``com.docker.compose.config-hash`` so the next ``docker dso up`` keeps it
+(:mod:`kernel.compose.confighash`).
+
+:class:`MemoResolver` asks its resolver once per reference: a service's replicas are planned
+from one fetch of all their references, and all get the same versions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from kernel.compose.scan import REFS_LABEL, VERSIONS_LABEL
 from kernel.containers.view import ContainerView
 from kernel.errors import RotationError
-from kernel.injection.resolver import Resolver, require
-from kernel.reference import Delivery, parse_reference
+from kernel.injection.resolver import Outcome, Resolver, require
+from kernel.reference import Delivery, SecretReference, parse_reference
 from kernel.rotation.model import ChangedReference, Changes, Fetch
+from kernel.rotation.targets import compose_identity
 from kernel.secret_value import SecretValue
+
+if TYPE_CHECKING:
+    from kernel.compose.confighash import ComposeHasher
+
+#: The plan's note for a compose container whose project was not read.
+NO_PROJECT = (
+    "compose: the project was not read (run rotate in its directory, or pass -f/-p), so the "
+    "next `docker dso up` will recreate the new container"
+)
 
 
 def references_of(view: ContainerView) -> dict[str, str]:
@@ -32,11 +48,37 @@ def versions_of(view: ContainerView) -> dict[str, str]:
     return _json_label(view, VERSIONS_LABEL)
 
 
-def label_fetch(resolver: Resolver, *, force: bool = False) -> Fetch:
+class MemoResolver:
+    """A :class:`Resolver` that asks ``inner`` once per reference and remembers the outcome."""
+
+    def __init__(self, inner: Resolver) -> None:
+        self.inner = inner
+        self._known: dict[SecretReference, Outcome] = {}
+
+    def provider_of(self, ref: SecretReference) -> str:
+        return self.inner.provider_of(ref)
+
+    def resolve(self, refs: Sequence[SecretReference]) -> dict[SecretReference, Outcome]:
+        missing = [ref for ref in dict.fromkeys(refs) if ref not in self._known]
+        if missing:
+            self._known.update(self.inner.resolve(missing))
+        return {ref: self._known[ref] for ref in refs}
+
+    def prefetch(self, views: Iterable[ContainerView]) -> int:
+        """Resolve every reference of ``views`` in one batch; how many distinct ones."""
+        refs = {parse_reference(text): None for v in views for text in references_of(v).values()}
+        self.resolve(list(refs))
+        return len(refs)
+
+
+def label_fetch(
+    resolver: Resolver, *, force: bool = False, hasher: ComposeHasher | None = None
+) -> Fetch:
     """A ``fetch`` that resolves a container's labelled references with ``resolver``.
 
     With ``force`` every reference counts as changed (the container is rotated with the current
-    values even if the versions did not move).
+    values even if the versions did not move). ``hasher`` (the compose project that was read)
+    renews the compose config hash of its containers; other compose containers get a note.
     """
 
     def fetch(view: ContainerView) -> Changes:
@@ -63,13 +105,23 @@ def label_fetch(resolver: Resolver, *, force: bool = False) -> Fetch:
             changed.append(
                 ChangedReference(variable, written[variable], delivery, old, value.fingerprint)
             )
-        labels = {VERSIONS_LABEL: json.dumps(versions, separators=(",", ":"))}
+        labels = {VERSIONS_LABEL: json.dumps(versions, separators=(",", ":"), ensure_ascii=False)}
+        notes: tuple[str, ...] = ()
+        identity = compose_identity(view)
+        if changed and identity is not None:
+            if hasher is None or hasher.name != identity[0]:
+                notes = (NO_PROJECT,)
+            else:
+                update = hasher.update(identity[1], view.labels, resolved)
+                labels.update(update.labels)
+                notes = (update.note,)
         return Changes(
             env=env,
             files=files,
             labels=labels,
             references=tuple(changed),
             unchanged=tuple(unchanged),
+            notes=notes,
         )
 
     return fetch

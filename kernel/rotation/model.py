@@ -61,6 +61,9 @@ class Changes:
     references: tuple[ChangedReference, ...] = ()
     #: References checked and found unchanged (for the plan).
     unchanged: tuple[str, ...] = ()
+    #: Remarks for the plan, e.g. whether the next ``docker dso up`` will recreate the new
+    #: container (never values).
+    notes: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.references)
@@ -105,16 +108,22 @@ class Plan:
             "unchanged": list(self.changes.unchanged),
             "exclusive": list(self.exclusive),
             "health_probe": self.probe,
+            "notes": list(self.changes.notes),
         }
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened to one target: ``completed``, ``rolled_back``, ``failed``,
-    ``critical_error``, ``up_to_date`` (nothing changed) or ``planned`` (dry run)."""
+    """What happened to one container: ``completed``, ``rolled_back``, ``failed``,
+    ``critical_error``, ``up_to_date`` (nothing changed), ``planned`` (dry run), ``skipped``
+    (a replica not attempted because an earlier one of its service failed) or ``error`` (it
+    could not even be planned)."""
 
     target: str
     status: str
+    #: The compose project and service of the container, if it belongs to one.
+    project: str | None = None
+    service: str | None = None
     plan: Plan | None = None
     rotation_id: str | None = None
     trace_id: str | None = None
@@ -134,6 +143,8 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
+            "project": self.project,
+            "service": self.service,
             "status": self.status,
             "rotation_id": self.rotation_id,
             "trace_id": self.trace_id,

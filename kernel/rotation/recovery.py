@@ -20,6 +20,11 @@ unfinished entry that this installation created (label ``dso.rotation.owner``: s
 installations may share a daemon, and another one's rotation in flight is not an orphan). Such
 a leftover is removed when the canonical container exists, and renamed to the canonical name
 when it does not (never deleting the only copy).
+
+The lock tested is the one the rotation journaled (``lock_key``: a compose container's is its
+service's), else the container's own. After converging, the rotation's own secrets directory
+(``<dir>@<rotation id>``) and the old container's, when no container mounts them any more, are
+removed (:func:`kernel.rotation.files.discard_unmounted`).
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from kernel.containers.swap import Swap, ensure_running, find, find_exact
 from kernel.containers.view import OWNER_LABEL, TEMP_NAME, ContainerView
 from kernel.errors import DSOError, RotationBusyError
 from kernel.log import get_logger
+from kernel.rotation.files import discard_unmounted
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.states import RotationStatus, Strategy
+from kernel.rotation.targets import compose_identity, service_lock_key
 
 if TYPE_CHECKING:
     import docker
@@ -79,12 +86,16 @@ def recover(
     lock_key: Callable[[str], str],
     clock: Callable[[], float] = time.time,
 ) -> list[Recovered]:
-    """Converge every unfinished entry whose lock is free, then clean up orphans."""
+    """Converge every unfinished entry whose lock is free, then clean up orphans.
+
+    ``lock_key`` names the lock of an entry that did not journal its own (older entries).
+    """
     results: list[Recovered] = []
     live: set[str] = set()
     for entry in journal.needing_recovery():
+        key = entry.lock_key or lock_key(entry.target)
         try:
-            with locks.hold(lock_key(entry.target), wait=0.0, note="recover"):
+            with locks.hold(key, wait=0.0, note="recover"):
                 results.append(converge(client, journal, entry, clock=clock))
         except RotationBusyError as exc:
             live.add(entry.target)
@@ -108,6 +119,10 @@ def converge(
     entry.finish(status, clock(), error=None if status is RotationStatus.RECOVERED else reason)
     entry.recovery = {"action": action, "reason": reason, "at": round(clock(), 6)}
     journal.save(entry)
+    try:
+        discard_unmounted(client, [entry.files_dir, entry.old_files_dir])
+    except DSOError as exc:
+        log.warning("could not remove unused secrets directories: %s", exc.message)
     log.log(
         30 if status is RotationStatus.RECOVERED else 40,
         "recovery of rotation %s (%s): %s: %s",
@@ -231,8 +246,13 @@ def _orphans(
     found.sort(key=lambda pair: pair[0]["kind"] != "backup")
     for match, container_id in found:
         target, rotation_id = match["target"], match["rotation"]
+        seen = find(client, container_id)
+        if seen is None or seen.labels.get(OWNER_LABEL) != journal.owner:
+            continue
+        identity = compose_identity(seen)  # a compose clone locks its service
+        key = service_lock_key(*identity) if identity else lock_key(target)
         try:
-            with locks.hold(lock_key(target), wait=0.0, note="recover"):
+            with locks.hold(key, wait=0.0, note="recover"):
                 orphan = find(client, container_id)
                 if orphan is not None and orphan.labels.get(OWNER_LABEL) == journal.owner:
                     results.append(_orphan(client, orphan, target, rotation_id))

@@ -8,10 +8,13 @@
 ``none``     nothing
 
 A failure up to the renames rolls back: names restored, the new container removed (or, with
-``rollback_on_failure: false``, stopped and kept for inspection), the old secret files put back,
-and for ``restart`` the old container started again. After the new container holds the name,
-nothing is rolled back: a failure to stop or remove the old container leaves the rotation
-``failed`` for ``docker dso recover`` to finish.
+``rollback_on_failure: false``, stopped and kept for inspection) with its own secrets directory,
+the files of ``reload`` put back, and for ``restart`` the old container started again. Secret
+files are handled by :class:`~kernel.rotation.files.FileDelivery`: ``rolling`` and ``restart``
+give the new container its own directory, so the old one keeps its files until it stops.
+
+After the new container holds the name, nothing is rolled back: a failure to stop or remove the
+old container leaves the rotation ``failed`` for ``docker dso recover`` to finish.
 """
 
 from __future__ import annotations
@@ -33,11 +36,10 @@ from kernel.containers.view import (
 )
 from kernel.errors import DSOError, RotationError
 from kernel.rotation import fault
-from kernel.rotation.files import SecretFiles
+from kernel.rotation.files import FileDelivery, SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.model import Outcome, Plan, RotationObserver
 from kernel.rotation.states import RotationStatus, Step, Strategy, can_step
-from kernel.secret_value import SecretValue
 
 if TYPE_CHECKING:
     from kernel.extensions.events import RotationEvent
@@ -97,8 +99,12 @@ class RotationRun:
         self.settings = settings
         self.log = log
         self.clock = clock
-        self.files = SecretFiles.of(swap.old)
-        self._snapshot: dict[str, SecretValue] | None = None
+        self.files = FileDelivery(
+            SecretFiles.of(swap.old),
+            plan.changes.files if plan.strategy is not Strategy.NONE else {},
+            entry.id,
+            in_place=plan.strategy is Strategy.RELOAD,
+        )
         self._old_stopped = False
 
     # -- entry point ------------------------------------------------------------------------
@@ -133,19 +139,13 @@ class RotationRun:
             self.swap.remove_old()
         except DSOError as exc:
             return self._cleanup_failed(exc)
+        self.files.retire_old(self.swap.client)
         return self._complete()
 
     # -- forward paths (up to and including the swap) ---------------------------------------
 
     def _check_files(self) -> None:
-        if not self.plan.changes.files:
-            return
-        if self.files is None:
-            raise RotationError(
-                f"{self.plan.target}: has dsofile:// secrets but no secrets directory "
-                "bind-mounted at its secrets path"
-            )
-        self.files.check()
+        self.files.check(self.plan.target)
 
     def _rolling(self) -> None:
         self._create_new()
@@ -187,6 +187,7 @@ class RotationRun:
             env=self.plan.changes.env,
             labels=labels,
             image=resolve_image(self.swap.client, old),
+            bind_sources=self.files.prepare(),
         )
         self.entry.new_id = self.swap.create_new(spec)
         self.event = self._event(new_container=self.entry.new_id)
@@ -194,9 +195,7 @@ class RotationRun:
 
     def _deliver(self) -> None:
         self._step(Step.DELIVER_FILES)
-        if self.plan.changes.files and self.files is not None:
-            self._snapshot = self.files.snapshot()
-            self.files.publish(self.plan.changes.files)
+        self.files.deliver()
 
     def _gate(self, container: str = "") -> None:
         self._step(Step.HEALTH_GATE)
@@ -275,10 +274,8 @@ class RotationRun:
                 self.swap.stop_new()
             else:
                 self.swap.remove_new()
-        if self._snapshot is not None and self.files is not None:
-            self.files.restore(self._snapshot)
-            if self.plan.strategy is Strategy.RELOAD:
-                self._signal()
+        if self.files.undo(keep_new=keep_new) and self.plan.strategy is Strategy.RELOAD:
+            self._signal()
         if self._old_stopped and self.entry.old_running:
             self.swap.start_old()
             current = find(self.swap.client, self.swap.old.id)

@@ -213,3 +213,23 @@ def test_names_are_refused(user: str) -> None:
 
 def test_compose_error_is_a_config_error() -> None:
     assert ComposeError("x").exit_code == 3
+
+
+def test_config_hash_label_ignores_values_placeholders_and_versions_only() -> None:
+    original, scan, result = rewrite()
+    label = result.model["services"]["web"]["labels"]["dso.config-hash"]
+    assert len(label) == 32 and "worker" in result.model["services"]
+    other_values = {
+        ref: Resolved(SecretValue("another value"), "8", "local") for ref in scan.references()
+    }
+    dirs = {s: Path(f"/dev/shm/dso-0/secrets/shop/{s}") for s in scan.services}
+    again = rewrite_model(original, scan, other_values, dirs, token="other")
+    assert again.model["services"]["web"]["labels"]["dso.config-hash"] == label
+    # Anything else in the service changes it, the secrets directory included.
+    edited = model("shop")
+    edited["services"]["web"]["labels"] = {"team": "other"}
+    changed = rewrite_model(edited, scan_model(edited), other_values, dirs)
+    assert changed.model["services"]["web"]["labels"]["dso.config-hash"] != label
+    moved = {s: Path(f"/dev/shm/elsewhere/{s}") for s in scan.services}
+    relocated = rewrite_model(original, scan, other_values, moved)
+    assert relocated.model["services"]["web"]["labels"]["dso.config-hash"] != label

@@ -89,3 +89,22 @@ def test_secret_values_stay_masked_until_create() -> None:
     merged = _merged_env(["DB_PASSWORD=old", "PATH=/bin"], {"DB_PASSWORD": secret})
     assert merged == ["DB_PASSWORD=n3w-s3cret", "PATH=/bin"]
     assert _merged_env([], {"NEW": secret}) == ["NEW=n3w-s3cret"]
+
+
+def test_bind_sources_move_binds_and_mounts_to_new_host_paths() -> None:
+    doc = inspect_doc(
+        HostConfig__Binds=["/shm/web:/run/secrets/dso:ro", "/data:/data"],
+        HostConfig__Mounts=[
+            {"Type": "bind", "Source": "/shm/web", "Target": "/run/secrets/app", "ReadOnly": True}
+        ],
+    )
+    spec = clone_spec(
+        ContainerView(doc),
+        name="web_dso_new_1a2b3c4d",
+        bind_sources={"/run/secrets/dso": "/shm/web@1", "/run/secrets/app": "/shm/web@2"},
+    )
+    host_config = spec.body["HostConfig"]
+    assert host_config["Binds"] == ["/shm/web@1:/run/secrets/dso:ro", "/data:/data"]
+    assert host_config["Mounts"][0]["Source"] == "/shm/web@2"
+    assert host_config["Mounts"][0]["ReadOnly"] is True
+    assert doc["HostConfig"]["Binds"][0] == "/shm/web:/run/secrets/dso:ro", "input untouched"

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 import pytest
 
+from kernel.compose.confighash import HashUpdate
 from kernel.containers.view import ContainerView
 from kernel.errors import RotationError, SecretNotFoundError
 from kernel.injection.resolver import Outcome, Resolved
 from kernel.reference import SecretReference
-from kernel.rotation.labels import label_fetch
+from kernel.rotation.labels import NO_PROJECT, MemoResolver, label_fetch
 from kernel.secret_value import SecretValue
 from tests.unit.rotation_fixtures import inspect_doc
 
@@ -93,3 +94,39 @@ def test_a_broken_label_is_a_rotation_error() -> None:
     broken = ContainerView(inspect_doc(Config__Labels={"dso.refs": "[1, 2]"}))
     with pytest.raises(RotationError, match=r"dso\.refs"):
         label_fetch(FakeResolver({}))(broken)
+
+
+def test_one_fetch_for_every_replica_of_a_service() -> None:
+    resolver = FakeResolver({"app/db": 2, "app/key": 2})
+    memo = MemoResolver(resolver)
+    replicas = [view(REFS, {"DB": "local:1"}), view({"DB": "dso://app/db"}, {"DB": "local:1"})]
+    assert memo.prefetch(replicas) == 2
+    fetch = label_fetch(memo)
+    first, second = (fetch(replica) for replica in replicas)
+    assert resolver.calls == [["app/db", "app/key"]]
+    assert first.env["DB"] == second.env["DB"] == SecretValue("app/db-v2")
+
+
+class FakeHasher:
+    name = "shop"
+
+    def update(self, service: str, labels: object, values: dict) -> HashUpdate:
+        assert service == "web" and len(values) == 2
+        return HashUpdate({"com.docker.compose.config-hash": "h2"}, "renewed", kept_by_up=True)
+
+
+def test_compose_containers_get_the_renewed_hash_or_a_note() -> None:
+    compose = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+    labels = {"dso.refs": json.dumps(REFS), "dso.versions": "{}", **compose}
+    container = ContainerView(inspect_doc(Config__Labels=labels))
+    resolver = FakeResolver({"app/db": 2, "app/key": 1})
+
+    with_project = label_fetch(resolver, hasher=FakeHasher())(container)  # type: ignore[arg-type]
+    assert with_project.labels["com.docker.compose.config-hash"] == "h2"
+    assert with_project.notes == ("renewed",)
+    without = label_fetch(resolver)(container)
+    assert "com.docker.compose.config-hash" not in without.labels
+    assert without.notes == (NO_PROJECT,)
+    other = {**labels, "com.docker.compose.project": "other"}
+    elsewhere = ContainerView(inspect_doc(Config__Labels=other))
+    assert label_fetch(resolver, hasher=FakeHasher())(elsewhere).notes == (NO_PROJECT,)  # type: ignore[arg-type]

@@ -1,0 +1,280 @@
+"""Rotating several targets: each under its own lock, its replicas one after another, the
+targets side by side with bounded parallelism.
+
+    batch = Batch(settings, connect=connect, resolver=resolver, hasher=hasher)
+    results = batch.run(resolve_targets(client, ["web", "worker"], project="shop"))
+
+For each target (:class:`~kernel.rotation.targets.Target`), in a worker thread with its own
+Docker client:
+
+1. hold the target's lock (a compose service's lock covers all its replicas) for the whole
+   rotation, across processes; converge an unfinished rotation of it first;
+2. list its containers *under the lock* (a rotation that waited sees what the previous one left)
+   and remove secrets directories of earlier rotations that nothing mounts any more;
+3. resolve every reference of those containers in **one** batch (:class:`MemoResolver`): each
+   container then rotates **once** with all its changed values, and every replica gets the same
+   versions;
+4. rotate the replicas in container-number order, one at a time, so the service always has
+   serving replicas; the first that fails stops the service's rollout (the rest are reported
+   ``skipped``, still serving the old values).
+
+Targets are independent: two services sharing a secret rotate in parallel, and a failure of one
+does not stop the other. ``dry_run`` plans every container and touches nothing (no lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kernel.containers.swap import find
+from kernel.containers.view import ContainerView
+from kernel.errors import DockerNotFoundError, DSOError
+from kernel.log import get_logger
+from kernel.rotation.engine import RotationEngine, lock_key
+from kernel.rotation.files import SecretFiles, sweep
+from kernel.rotation.journal import Journal
+from kernel.rotation.labels import MemoResolver, label_fetch
+from kernel.rotation.locks import TargetLocks
+from kernel.rotation.model import Outcome, RotationObserver
+from kernel.rotation.recovery import converge
+from kernel.rotation.targets import Target, compose_identity, service_containers
+
+if TYPE_CHECKING:
+    import docker
+
+    from kernel.compose.confighash import ComposeHasher
+    from kernel.config.model import RotationConfig
+    from kernel.injection.resolver import Resolver
+
+#: Targets rotated at the same time by default.
+DEFAULT_CONCURRENCY = 4
+
+log = get_logger("rotation.batch")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """What every target of one ``rotate`` command shares."""
+
+    journal: Journal
+    locks: TargetLocks
+    config: RotationConfig
+    observer: RotationObserver
+    strategy: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    #: Seconds to wait for a target's lock.
+    wait: float = 60.0
+    concurrency: int = DEFAULT_CONCURRENCY
+    trigger: str = "manual"
+
+
+@dataclass(slots=True)
+class TargetResult:
+    """What happened to one target: an outcome per container, or the error that stopped it."""
+
+    target: Target
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: DSOError | None = None
+    lock_waited: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(o.ok for o in self.outcomes)
+
+    @property
+    def untouched(self) -> bool:
+        """Nothing was rotated (an error stopped the target before any container changed)."""
+        return all(o.status in ("error", "skipped") for o in self.outcomes)
+
+    @property
+    def status(self) -> str:
+        """``error``, ``failed``, ``planned``, ``completed`` or ``up_to_date``."""
+        statuses = {o.status for o in self.outcomes}
+        if self.error is not None and self.untouched:
+            return "error"
+        if not self.ok:
+            return "failed"
+        for status in ("planned", "completed"):
+            if status in statuses:
+                return status
+        return "up_to_date"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.target.to_dict(),
+            "status": self.status,
+            "containers": [o.target for o in self.outcomes],
+            "error": str(self.error) if self.error is not None else None,
+            "lock_waited": round(self.lock_waited, 4),
+        }
+
+
+class Batch:
+    """Runs targets (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: BatchSettings,
+        *,
+        connect: Callable[[], docker.DockerClient],
+        resolver: Resolver,
+        hasher: ComposeHasher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.connect = connect
+        self.resolver = resolver
+        self.hasher = hasher
+
+    def run(
+        self,
+        targets: Iterable[Target],
+        on_result: Callable[[TargetResult], None] | None = None,
+    ) -> list[TargetResult]:
+        """Rotate (or plan) every target; results in the order of ``targets``.
+
+        ``on_result`` is called (from the calling thread) as each target finishes. One target
+        runs in the calling thread, so Ctrl-C rolls its rotation back as usual; with several,
+        Ctrl-C starts no further target and lets the rotations in flight finish.
+        """
+        todo = list(targets)
+        results: dict[int, TargetResult] = {}
+        if len(todo) == 1:
+            results[0] = self.one(todo[0])
+            if on_result is not None:
+                on_result(results[0])
+            return [results[0]]
+        workers = max(1, min(self.settings.concurrency, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dso-rotate") as pool:
+            futures = {pool.submit(self.one, target): index for index, target in enumerate(todo)}
+            try:
+                for future in as_completed(futures):
+                    index = futures[future]
+                    results[index] = future.result()
+                    if on_result is not None:
+                        on_result(results[index])
+            except BaseException:
+                for future in futures:  # Ctrl-C: start nothing more; those running finish
+                    future.cancel()
+                raise
+        return [results[i] for i in range(len(todo))]
+
+    def one(self, target: Target) -> TargetResult:
+        """Rotate (or plan) one target with its own Docker client."""
+        result = TargetResult(target)
+        client = self.connect()
+        try:
+            engine = RotationEngine(
+                client,
+                journal=self.settings.journal,
+                locks=self.settings.locks,
+                config=self.settings.config,
+                observer=self.settings.observer,
+                trigger=self.settings.trigger,
+            )
+            if self.settings.dry_run:
+                self._plan(engine, target, result)
+            else:
+                self._rotate(engine, target, result)
+        except DSOError as exc:
+            result.error = exc
+        finally:
+            client.close()
+        return result
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _plan(self, engine: RotationEngine, target: Target, result: TargetResult) -> None:
+        views = self._containers(engine.client, target)
+        memo = MemoResolver(self.resolver)
+        memo.prefetch(views)
+        fetch = label_fetch(memo, force=self.settings.force, hasher=self.hasher)
+        for view in views:
+            result.outcomes.append(
+                engine.dry_run(
+                    view.name, fetch, strategy=self.settings.strategy, force=self.settings.force
+                )
+            )
+
+    def _rotate(self, engine: RotationEngine, target: Target, result: TargetResult) -> None:
+        s = self.settings
+        with s.locks.hold(
+            target.lock_key, wait=s.wait, note=f"rotate {target.name}", subject=target.describe()
+        ) as lock:
+            result.lock_waited = lock.waited
+            for pending in s.journal.needing_recovery():
+                if (pending.lock_key or lock_key(pending.target)) == target.lock_key:
+                    log.warning("converging unfinished rotation %s first", pending.id)
+                    converge(engine.client, s.journal, pending)
+            views = self._containers(engine.client, target)
+            self._sweep(engine.client, views)
+            memo = MemoResolver(self.resolver)
+            count = memo.prefetch(views)
+            log.debug(
+                "%s: %d containers, %d references resolved in one batch",
+                target.name,
+                len(views),
+                count,
+            )
+            fetch = label_fetch(memo, force=s.force, hasher=self.hasher)
+            for index, view in enumerate(views):
+                try:
+                    outcome = engine.rotate_locked(
+                        view.name, fetch, lock=lock, strategy=s.strategy, force=s.force
+                    )
+                except DSOError as exc:  # found while planning: this container is untouched
+                    outcome = _outcome(view, "error", str(exc))
+                    result.error = result.error or exc
+                result.outcomes.append(outcome)
+                if not outcome.ok:
+                    why = f"not rotated: the rotation of {view.name} did not complete"
+                    result.outcomes += [_outcome(v, "skipped", why) for v in views[index + 1 :]]
+                    break
+
+    def _containers(self, client: docker.DockerClient, target: Target) -> list[ContainerView]:
+        if target.is_service:
+            assert target.project is not None and target.service is not None
+            views = service_containers(client, target.project, target.service)
+            if not views:
+                raise DockerNotFoundError(
+                    f"service {target.service} of project {target.project} has no containers",
+                    hint="`docker dso up` creates them",
+                )
+            return views
+        found = []
+        for name in target.containers:
+            view = find(client, name)
+            if view is None or view.name != name:
+                raise DockerNotFoundError(f"no container named {name!r}")
+            found.append(view)
+        return found
+
+    def _sweep(self, client: docker.DockerClient, views: Iterable[ContainerView]) -> None:
+        """Remove this service's rotation directories that nothing mounts (under its lock)."""
+        done = set()
+        for view in views:
+            files = SecretFiles.of(view)
+            if files is None or compose_identity(view) is None:
+                continue
+            key = (files.directory.parent, files.base_name)
+            if key not in done:
+                done.add(key)
+                try:
+                    sweep(client, *key)
+                except (DSOError, OSError) as exc:
+                    log.warning("could not remove unused secrets directories: %s", exc)
+
+
+def _outcome(view: ContainerView, status: str, error: str) -> Outcome:
+    identity = compose_identity(view) or (None, None)
+    return Outcome(
+        target=view.name,
+        status=status,
+        old_id=view.id,
+        error=error,
+        project=identity[0],
+        service=identity[1],
+    )

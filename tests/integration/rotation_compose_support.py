@@ -1,0 +1,140 @@
+"""Compose projects for the service-rotation tests: an httpd service behind its service alias,
+a client looping on it, and helpers to read replicas, counts and the journal.
+
+Projects come from the ``project`` fixture of compose_support (unique ``dsotest<hex>`` name,
+private DSO_HOME and tmpfs secrets directory; ``docker compose down`` and removal of the
+directory afterwards). Every container a rotation creates carries the project's compose labels
+(clones copy them), so the teardown's ``down`` removes leftovers too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.integration.compose_support import ComposeProject, docker, project
+
+__all__ = ["project"]
+
+#: Serves $MSG (the test's secret) at /; also "version <n>" at /version from the file secret.
+WEB_SH = r"""
+mkdir -p /www
+echo "$MSG" > /www/index.html
+exec httpd -f -p 80 -h /www
+"""
+
+#: Waits for the service, then requests http://web/ in a loop counting successes and failures
+#: into /tmp/counts ("ok fail last-body"); stops on /tmp/stop.
+CLIENT_SH = r"""
+mkdir -p /tmp
+until wget -q -O- http://web/ >/dev/null 2>&1; do usleep 100000; done
+ok=0; fail=0; last=none
+while [ ! -f /tmp/stop ]; do
+  if body=$(timeout 2 wget -q -O- http://web/ 2>/dev/null); then ok=$((ok+1)); last=$body
+  else fail=$((fail+1)); fi
+  echo "$ok $fail $last" > /tmp/counts.tmp && mv /tmp/counts.tmp /tmp/counts
+done
+exec sleep 600
+"""
+
+#: A service serving $MSG, healthy when it answers (Docker's 30 s interval: dso's fast probe).
+WEB_SERVICE = """
+    image: dso-test/busybox:1
+    init: true
+    stop_grace_period: 2s
+    command: ["sh", "/scripts/web.sh"]
+    volumes: ["./web.sh:/scripts/web.sh:ro"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1/"]
+      interval: 30s
+"""
+
+CLIENT_SERVICE = """
+  client:
+    image: dso-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    command: ["sh", "/scripts/client.sh"]
+    volumes: ["./client.sh:/scripts/client.sh:ro"]
+"""
+
+
+def write_scripts(project: ComposeProject) -> None:
+    project.write("web.sh", WEB_SH)
+    project.write("client.sh", CLIENT_SH)
+
+
+def replicas(project: ComposeProject, service: str) -> list[str]:
+    """Names of the service's containers (temporary rotation containers excluded), in order."""
+    done = docker(
+        "ps",
+        "-a",
+        f"--filter=label=com.docker.compose.project={project.name}",
+        f"--filter=label=com.docker.compose.service={service}",
+        "--format={{.Names}}",
+    )
+    names = [n for n in done.stdout.split() if "_dso_" not in n]
+    return sorted(names, key=lambda n: int(n.rsplit("-", 1)[-1]))
+
+
+def all_containers(project: ComposeProject) -> list[str]:
+    done = docker(
+        "ps",
+        "-a",
+        f"--filter=label=com.docker.compose.project={project.name}",
+        "--format={{.Names}}",
+    )
+    return sorted(done.stdout.split())
+
+
+def container_id(name: str) -> str:
+    return docker("inspect", "--format={{.Id}}", name).stdout.strip()
+
+
+def inspect(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(docker("inspect", name).stdout)[0]
+    return doc
+
+
+def exec_in(name: str, *command: str) -> str | None:
+    done = docker("exec", name, *command)
+    return done.stdout if done.returncode == 0 else None
+
+
+def counts(client: str) -> tuple[int, int, str]:
+    text = exec_in(client, "cat", "/tmp/counts") or "0 0 none"
+    ok, fail, last = text.split(maxsplit=2)
+    return int(ok), int(fail), last.strip()
+
+
+def stop_client(client: str) -> tuple[int, int, str]:
+    exec_in(client, "touch", "/tmp/stop")
+    wait_for(lambda: exec_in(client, "pidof", "sleep"))
+    return counts(client)
+
+
+def journal(project: ComposeProject) -> list[dict[str, Any]]:
+    path = project.dir.parent / "dso-home" / "state" / "rotations.json"
+    if not path.exists():
+        return []
+    rotations: list[dict[str, Any]] = json.loads(path.read_text())["rotations"]
+    return rotations
+
+
+def rotation_dirs(project: ComposeProject) -> list[str]:
+    """The ``<service>@<rotation>`` directories of the project on the tmpfs."""
+    base = project.secrets_base / project.name
+    return sorted(p.name for p in base.iterdir() if "@" in p.name) if base.is_dir() else []
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(interval)
