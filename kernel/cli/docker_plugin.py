@@ -2,7 +2,9 @@
 
 docker runs ``docker-dso docker-cli-plugin-metadata`` before every ``docker`` call and for
 ``docker --help``, so that path imports nothing but the standard library. A real call arrives as
-``docker-dso dso <args>``; ``docker help dso`` arrives as ``docker-dso help dso``.
+``docker-dso dso <args>``; ``docker help dso`` arrives as ``docker-dso help dso``. docker's own
+global flags typed before ``dso`` (``docker -H … --context … dso …``) arrive in front of it and
+are turned into the environment variables docker would have honoured.
 """
 
 from __future__ import annotations
@@ -28,6 +30,84 @@ METADATA = {
 
 #: After docker closed the plugin socket, how long dso may take to wind down before it is forced.
 _FORCE_EXIT_AFTER = 60.0
+
+
+#: docker's global flags that take a value, by every spelling (docker/cli `cli/flags`).
+_VALUE_FLAGS = {
+    "-H": "host",
+    "--host": "host",
+    "-c": "context",
+    "--context": "context",
+    "--config": "config",
+    "-l": "log-level",
+    "--log-level": "log-level",
+    "--tlscacert": "tls",
+    "--tlscert": "tls",
+    "--tlskey": "tls",
+}
+_BOOL_FLAGS = {"-D": "debug", "--debug": "debug", "--tls": "tls", "--tlsverify": "tls"}
+#: docker's log levels → dso's (``fatal``/``panic`` have no counterpart: errors only).
+_LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warning", "error": "error"}
+
+
+class DockerFlagError(Exception):
+    """A docker global flag before ``dso`` that dso cannot honour."""
+
+
+def docker_globals(argv: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Split docker's global flags (``docker -H … --context … dso …``) from the rest of argv.
+
+    docker passes the flags typed before ``dso`` on to the plugin, in front of its own argv,
+    and exports nothing; they become environment variables for dso and for the ``docker
+    compose`` it runs (a None value removes the variable: ``--context`` beats ``DOCKER_HOST``, as
+    in docker). Raises :class:`DockerFlagError` for TLS flags and anything unknown.
+    """
+    env: dict[str, str | None] = {}
+    seen: set[str] = set()
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        token = argv[index]
+        name, eq, value = token.partition("=")
+        if not eq and not name.startswith("--") and len(name) > 2 and name[:2] in _VALUE_FLAGS:
+            name, value, eq = name[:2], name[2:], "="  # -Hunix:///… as pflag allows
+        if name in _BOOL_FLAGS:
+            kind, value = _BOOL_FLAGS[name], value if eq else "true"
+        elif name in _VALUE_FLAGS:
+            kind = _VALUE_FLAGS[name]
+            if not eq:
+                if index + 1 == len(argv):
+                    raise DockerFlagError(f"docker flag {name} needs a value")
+                index += 1
+                value = argv[index]
+        else:
+            raise DockerFlagError(f"unknown docker flag {token} before `dso`")
+        seen.add(kind)
+        _apply(env, kind, name, value)
+        index += 1
+    if {"host", "context"} <= seen:
+        raise DockerFlagError("conflicting docker flags: pass either --host or --context")
+    return env, argv[index:]
+
+
+def _apply(env: dict[str, str | None], kind: str, flag: str, value: str) -> None:
+    if kind == "host":
+        env["DOCKER_HOST"] = value
+    elif kind == "context":
+        env["DOCKER_CONTEXT"] = value
+        if value != "default":  # the default context *is* DOCKER_HOST when that is set
+            env["DOCKER_HOST"] = None
+    elif kind == "config":
+        env["DOCKER_CONFIG"] = value
+    elif kind == "debug":
+        if value.lower() not in ("false", "0"):
+            env["DSO_LOG_LEVEL"] = "debug"
+    elif kind == "log-level":
+        env.setdefault("DSO_LOG_LEVEL", _LOG_LEVELS.get(value.lower(), "error"))
+    else:
+        raise DockerFlagError(
+            f"docker flag {flag}: dso does not connect to the Docker daemon over TLS; "
+            "run it on the daemon's host (file secrets are written to that host's tmpfs)"
+        )
 
 
 def plugin_argv(argv: list[str]) -> list[str] | None:
@@ -66,10 +146,20 @@ def _exit_when_docker_closes(path: str) -> None:
 
 
 def main() -> None:
-    args = plugin_argv(sys.argv[1:])
+    try:
+        env, rest = docker_globals(sys.argv[1:])
+    except DockerFlagError as exc:
+        sys.stderr.write(f"docker dso: error: {exc}\n")
+        sys.exit(2)
+    args = plugin_argv(rest)
     if args is None:
         sys.stdout.write(json.dumps(METADATA) + "\n")
         sys.exit(0)
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     plugin_socket = os.environ.get("DOCKER_CLI_PLUGIN_SOCKET")
     if plugin_socket:
         _exit_when_docker_closes(plugin_socket)

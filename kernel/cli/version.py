@@ -10,7 +10,8 @@ import click
 from kernel import __version__
 from kernel.build_info import commit
 from kernel.cli.app import Application, pass_app
-from kernel.containers.daemon_info import daemon_version, docker_host
+from kernel.containers.daemon_info import daemon_version
+from kernel.containers.docker_context import Endpoint, resolve_endpoint
 from kernel.errors import DockerUnavailableError, ExitCode
 
 
@@ -34,10 +35,13 @@ def version(app: Application, as_json: bool) -> None:
         "platform": f"{sys.platform}/{platform.machine()}",
     }
     error = None
+    endpoint: Endpoint | None = None
     try:
-        info = daemon_version()
+        endpoint = resolve_endpoint()
+        info = daemon_version(endpoint.host)
         doc["docker"] = {
-            "host": docker_host(),
+            "host": endpoint.host,
+            "context": endpoint.context,
             "reachable": True,
             "version": info.get("Version"),
             "api_version": info.get("ApiVersion"),
@@ -46,7 +50,12 @@ def version(app: Application, as_json: bool) -> None:
         }
     except DockerUnavailableError as exc:
         error = exc
-        doc["docker"] = {"host": docker_host(), "reachable": False, "error": exc.message}
+        doc["docker"] = {
+            "host": endpoint.host if endpoint else None,
+            "context": endpoint.context if endpoint else None,
+            "reachable": False,
+            "error": exc.message,
+        }
     if as_json:
         app.out_json(doc)
     else:
@@ -55,7 +64,10 @@ def version(app: Application, as_json: bool) -> None:
         app.out(f"dso:     {doc['version']} (commit {doc['commit']})")
         app.out(f"python:  {doc['python']} ({doc['platform']})")
         if docker["reachable"]:
-            app.out(f"docker:  {docker['version']} (API {docker['api_version']}, {docker['host']})")
+            where = docker["host"]
+            if docker["context"] != "default":
+                where = f"context {docker['context']}: {where}"
+            app.out(f"docker:  {docker['version']} (API {docker['api_version']}, {where})")
         else:
             app.out(f"docker:  unreachable: {docker['error']}")
     if error is not None:

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 #: Seconds a single API call may take (stop adds the container's grace period on top).
 DEFAULT_TIMEOUT = 60.0
-_HINT_UNAVAILABLE = "start Docker (e.g. `systemctl start docker`) or set DOCKER_HOST"
+_HINT_UNAVAILABLE = (
+    "start Docker (e.g. `systemctl start docker`), "
+    "or choose another daemon with DOCKER_HOST or `docker context use`"
+)
 
 
 def connect(host: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:

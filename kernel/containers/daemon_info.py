@@ -8,19 +8,19 @@ HTTP/1.0 directly over the daemon socket.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from typing import Any
 from urllib.parse import urlparse
 
+from kernel.containers.docker_context import resolve_endpoint
 from kernel.errors import DockerUnavailableError
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
 _MAX_RESPONSE = 1 << 20
 
 
 def docker_host() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    """The daemon address: DOCKER_HOST, else the current docker context's, else the socket."""
+    return resolve_endpoint().host
 
 
 def _connect(host: str, timeout: float) -> socket.socket:
@@ -67,7 +67,8 @@ def daemon_version(host: str | None = None, *, timeout: float = 2.0) -> dict[str
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise DockerUnavailableError(
             f"Docker daemon unreachable at {host}: {reason}",
-            hint="start Docker (e.g. `systemctl start docker`) or set DOCKER_HOST",
+            hint="start Docker (e.g. `systemctl start docker`), "
+            "or choose another daemon with DOCKER_HOST or `docker context use`",
         ) from None
     except ValueError:
         raise DockerUnavailableError(f"{host} did not answer like a Docker daemon") from None

@@ -14,6 +14,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
+SOCKET = "unix:///var/run/docker.sock"
 
 
 @pytest.fixture
@@ -86,6 +87,39 @@ def test_unreachable_daemon_is_said_clearly(docker_env: dict[str, str], tmp_path
     assert done.returncode == 6
     assert "docker:  unreachable: Docker daemon unreachable at unix://" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_docker_global_flags_and_contexts_choose_the_daemon(
+    docker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`docker -H …`/`--context …` and `docker context use` reach dso as docker resolves them."""
+    made = docker(docker_env, "context", "create", "dso-e2e-ctx", "--docker", "host=" + SOCKET)
+    assert made.returncode == 0, made.stderr
+
+    def version(*args: str) -> dict[str, object]:
+        done = docker(docker_env, *args, "dso", "version", "--json")
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)["docker"]
+        assert isinstance(doc, dict) and doc["reachable"] is True
+        return doc
+
+    assert version("--context", "dso-e2e-ctx")["context"] == "dso-e2e-ctx"
+    assert version("-H", SOCKET) == {**version(), "host": SOCKET}
+    # the compose dso runs gets the same daemon
+    listed = docker(
+        docker_env, "--context", "dso-e2e-ctx", "dso", "compose", "ls", "--format", "json"
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert docker(docker_env, "context", "use", "dso-e2e-ctx").returncode == 0
+    assert version()["context"] == "dso-e2e-ctx"
+
+    nowhere = f"unix://{tmp_path}/nothing.sock"
+    done = docker(docker_env, "-H", nowhere, "dso", "version")
+    assert done.returncode == 6
+    assert f"unreachable at {nowhere}" in done.stdout
+    refused = docker(docker_env, "--tlsverify", "-H", SOCKET, "dso", "version")
+    assert refused.returncode == 2
+    assert "does not connect to the Docker daemon over TLS" in refused.stderr
 
 
 def test_uninstall_removes_the_link(docker_env: dict[str, str]) -> None:

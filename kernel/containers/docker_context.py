@@ -1,0 +1,108 @@
+"""Which Docker daemon to talk to, chosen the way the docker CLI chooses it.
+
+``docker context use rootless`` or ``docker --context rootless dso …`` must reach the same daemon
+that ``docker ps`` reaches, or dso would inject into and rotate containers of another daemon. The
+order is docker/cli's (``resolveContextName``):
+
+1. ``DOCKER_HOST`` (``docker -H`` arrives here as that variable, see ``cli/docker_plugin.py``);
+2. ``DOCKER_CONTEXT``;
+3. ``currentContext`` in ``$DOCKER_CONFIG/config.json`` (``~/.docker`` by default);
+4. the local socket.
+
+A named context's endpoint is ``Endpoints.docker.Host`` in
+``$DOCKER_CONFIG/contexts/meta/<sha256 of the name>/meta.json``. Standard library only: this runs
+on the path of ``docker dso version``, which must stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from kernel.errors import DockerUnavailableError
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+DEFAULT_CONTEXT = "default"
+
+
+class Endpoint(NamedTuple):
+    """The daemon address and where it came from (for messages and ``version``)."""
+
+    host: str
+    #: ``default`` when the address comes from DOCKER_HOST or the local socket.
+    context: str = DEFAULT_CONTEXT
+
+
+def config_dir(environ: Mapping[str, str]) -> Path:
+    """The docker CLI's configuration directory (``DOCKER_CONFIG`` or ``~/.docker``)."""
+    configured = environ.get("DOCKER_CONFIG")
+    if configured:
+        return Path(configured)
+    return Path(environ.get("HOME") or Path.home()) / ".docker"
+
+
+def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
+    """The daemon ``environ`` designates; raises :class:`DockerUnavailableError` for a context
+    that does not exist, cannot be read, or needs TLS (not supported)."""
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST")
+    if host:
+        return Endpoint(host)
+    name = env.get("DOCKER_CONTEXT") or _current_context(config_dir(env))
+    if not name or name == DEFAULT_CONTEXT:
+        return Endpoint(DEFAULT_HOST)
+    return Endpoint(_context_host(config_dir(env), name), name)
+
+
+def _current_context(directory: Path) -> str | None:
+    path = directory / "config.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DockerUnavailableError(
+            f"cannot read the docker CLI configuration {path}: {_reason(exc)}",
+            hint="fix the file, or set DOCKER_HOST to choose the daemon",
+        ) from None
+    current = doc.get("currentContext") if isinstance(doc, dict) else None
+    return current if isinstance(current, str) and current else None
+
+
+def _context_host(directory: Path, name: str) -> str:
+    import hashlib  # only for named contexts: its import costs ~3 ms on every `docker dso …`
+
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    meta = directory / "contexts" / "meta" / digest / "meta.json"
+    try:
+        doc = json.loads(meta.read_text())
+    except FileNotFoundError:
+        raise DockerUnavailableError(
+            f"Docker context {name!r} does not exist (no {meta})",
+            hint="`docker context ls` lists the contexts; `docker context use default` resets",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DockerUnavailableError(
+            f"cannot read Docker context {name!r} ({meta}): {_reason(exc)}"
+        ) from None
+    endpoint = (doc.get("Endpoints") or {}).get("docker") if isinstance(doc, dict) else None
+    host = endpoint.get("Host") if isinstance(endpoint, dict) else None
+    if not isinstance(host, str) or not host:
+        raise DockerUnavailableError(f"Docker context {name!r} has no docker endpoint ({meta})")
+    if (directory / "contexts" / "tls" / digest / "docker").exists():
+        raise DockerUnavailableError(
+            f"Docker context {name!r} connects with TLS ({host}), which dso does not support",
+            hint="run dso on the daemon's host: file secrets are written to that host's tmpfs",
+        )
+    return host
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON (line {exc.lineno})"
+    return "not valid JSON"
