@@ -57,6 +57,9 @@ class Field:
     required: bool = False
     #: The only accepted values (strings).
     choices: tuple[str, ...] = ()
+    #: STRING: a regular expression the value must match (fully), and what it means in words.
+    pattern: str | None = None
+    pattern_doc: str = ""
     #: Smallest accepted value: an int for INT, seconds for DURATION, bytes for SIZE.
     minimum: float | None = None
     #: The value is a credential: masked by ``config show``, never echoed in messages.
@@ -138,9 +141,12 @@ _PROVIDER = Field(
             FieldType.STRING,
             "Which provider program serves it: `local` (the encrypted vault in the dso home), "
             "`vault` (HashiCorp Vault / OpenBao), `aws` (AWS Secrets Manager), `azure` "
-            "(Azure Key Vault).",
+            "(Azure Key Vault), or any other name `<type>` for a third-party program "
+            "`dso-provider-<type>` installed in the plugins directory (docs/providers.md).",
             required=True,
-            choices=PROVIDER_TYPES,
+            pattern=PROVIDER_NAME_PATTERN,
+            pattern_doc="a provider program name: lowercase letters, digits, '_' and '-', "
+            "starting with a letter (at most 63)",
         ),
         Field(
             "timeout",

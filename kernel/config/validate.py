@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from kernel.config.expand import Where, expand
 from kernel.config.schema import (
+    PROVIDER_TYPES,
     SCHEMA,
     SUPPORTED_VERSION,
     Field,
@@ -257,6 +258,8 @@ class _Checker:
             return self.error(node.line, dotted, message or f"expected {expected}, got {shown()}")
         if value is INVALID:
             return self.error(node.line, dotted, f"expected {expected}, got {shown()}")
+        if spec.pattern and isinstance(value, str) and not re.fullmatch(spec.pattern, value):
+            return self.error(node.line, dotted, f"expected {spec.pattern_doc}; got {shown()}")
         if spec.choices and value not in spec.choices:
             message = f"expected one of {', '.join(spec.choices)}; got {shown()}"
             guess = difflib.get_close_matches(str(value).lower(), spec.choices, n=1)
@@ -341,6 +344,8 @@ class _Checker:
         providers = values.get("providers")
         if not isinstance(providers, dict):
             return
+        for name, provider in providers.items():
+            self.check_provider_type(name, provider)
         local = providers.get("local")
         if isinstance(local, dict) and local.get("type") not in ("local", INVALID):
             self.error(
@@ -359,6 +364,21 @@ class _Checker:
             if guess:
                 message += f"; did you mean '{guess[0]}'?"
             self.error(self.lines.get("default_provider"), "default_provider", message)
+
+    def check_provider_type(self, name: str, provider: Any) -> None:
+        """A type dso does not ship is a third-party program: say which, and catch typos."""
+        kind = provider.get("type") if isinstance(provider, dict) else None
+        if not isinstance(kind, str) or kind in PROVIDER_TYPES:
+            return
+        key = f"providers.{name}.type"
+        message = (
+            f"{kind!r} is not one of dso's providers ({', '.join(PROVIDER_TYPES)}): dso will run "
+            f"the third-party program dso-provider-{kind} from the plugins directory"
+        )
+        guess = difflib.get_close_matches(kind, PROVIDER_TYPES, n=1, cutoff=0.7)
+        if guess:
+            message += f"; did you mean '{guess[0]}'?"
+        self.warn(self.lines.get(key) or 0, key, message)
 
     def check_webhook(self, extensions: Any) -> None:
         """``extensions.webhook``: an http(s) URL, and a secret to sign with."""

@@ -16,6 +16,7 @@ does for its providers.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import subprocess
@@ -355,10 +356,14 @@ def find_command(
     else:
         source = source_command(program)
         if source is None:
+            hint = f"install {EXECUTABLE_PREFIX}{program} there and add it to SHA256SUMS"
+            guess = difflib.get_close_matches(program, source_names(), n=1, cutoff=0.7)
+            if guess:
+                hint = f"did you mean type: {guess[0]}? Otherwise {hint}"
             raise ProviderNotFoundError(
                 f"no provider program {EXECUTABLE_PREFIX}{program} in {directory}",
                 provider=name or program,
-                hint=f"install {EXECUTABLE_PREFIX}{program} there and add it to SHA256SUMS",
+                hint=hint,
             )
         command = source
     return ProviderCommand(

@@ -198,3 +198,44 @@ def test_help_has_examples(run_dso: RunDso) -> None:
         result = run_dso(*args, "--help")
         assert result.exit_code == 0
         assert "Examples:" in result.stdout, args
+
+
+# -- third-party provider types ---------------------------------------------------------------
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dso.yaml"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_a_third_party_type_in_the_config_runs_its_program(
+    run_dso: RunDso, plugins: Path, tmp_path: Path, canary: str
+) -> None:
+    config = config_file(
+        tmp_path,
+        "version: 1\nproviders:\n  team:\n    type: echo\n"
+        f"    secrets:\n      app/token: {canary}\n",
+    )
+    checked = run_dso("-c", str(config), "config", "validate")
+    assert checked.exit_code == 0, checked.output
+    assert "dso will run the third-party program dso-provider-echo" in checked.stderr
+    result = run_dso("-c", str(config), "fetch", "dso://team:app/token", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["provider"] == "team"
+    assert canary not in result.output
+    revealed = run_dso("-c", str(config), "fetch", "dso://team:app/token", "--reveal")
+    assert revealed.exit_code == 0, revealed.output
+    assert canary in revealed.stdout
+
+
+def test_a_missing_third_party_program_names_where_and_the_likely_typo(
+    run_dso: RunDso, plugins: Path, tmp_path: Path
+) -> None:
+    config = config_file(tmp_path, "version: 1\nproviders:\n  prod:\n    type: vualt\n")
+    result = run_dso("-c", str(config), "fetch", "dso://prod:app/db")
+    assert result.exit_code == 7, result.output
+    assert f"no provider program dso-provider-vualt in {plugins}" in result.stderr
+    assert "did you mean type: vault?" in result.stderr

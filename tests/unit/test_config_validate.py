@@ -235,10 +235,33 @@ def test_version(tmp_path: Path, text: str, line: int, reason: str) -> None:
     assert (error.line, error.key, error.reason) == (line, "version", reason)
 
 
-def test_unknown_provider_type_lists_the_allowed_ones(tmp_path: Path) -> None:
-    error = only_error(check(tmp_path, "version: 1\nproviders:\n  gcp:\n    type: gcp\n"))
-    assert (error.line, error.key) == (4, "providers.gcp.type")
-    assert error.reason == "expected one of local, vault, aws, azure; got 'gcp'"
+def test_third_party_provider_type_is_valid_and_names_its_program(tmp_path: Path) -> None:
+    report = check(tmp_path, "version: 1\nproviders:\n  gcp:\n    type: gcp-secrets\n")
+    assert report.errors == ()
+    assert report.config is not None
+    assert report.config.providers["gcp"].type == "gcp-secrets"
+    (warning,) = report.warnings
+    assert warning.endswith(
+        ":4: providers.gcp.type: 'gcp-secrets' is not one of dso's providers (local, vault, aws, "
+        "azure): dso will run the third-party program dso-provider-gcp-secrets from the plugins "
+        "directory"
+    )
+
+
+def test_provider_type_typo_suggests_the_shipped_one(tmp_path: Path) -> None:
+    report = check(tmp_path, "version: 1\nproviders:\n  prod:\n    type: vualt\n")
+    (warning,) = report.warnings
+    assert warning.endswith("; did you mean 'vault'?")
+
+
+@pytest.mark.parametrize("kind", ["Vault", "gcp secrets", "-x", "dso-provider/../x"])
+def test_provider_type_must_be_a_program_name(tmp_path: Path, kind: str) -> None:
+    error = only_error(check(tmp_path, f"version: 1\nproviders:\n  p:\n    type: '{kind}'\n"))
+    assert (error.line, error.key) == (4, "providers.p.type")
+    assert error.reason == (
+        "expected a provider program name: lowercase letters, digits, '_' and '-', starting with "
+        f"a letter (at most 63); got {kind!r}"
+    )
 
 
 def test_provider_without_type(tmp_path: Path) -> None:
@@ -297,7 +320,7 @@ def test_every_error_is_collected_in_file_order(tmp_path: Path) -> None:
         version: 2
         providers:
           v:
-            type: nope
+            type: No
             timeout: 5x
         agent:
           cache:
