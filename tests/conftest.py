@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,3 +98,14 @@ def test_label() -> Iterator[str]:
     """A per-session label value put on every Docker object integration tests create."""
     value = f"dso-test-{os.getpid()}-{secrets.token_hex(4)}"
     yield value
+
+
+@pytest.fixture
+def shm() -> Iterator[Path]:
+    """A private directory on /dev/shm (a tmpfs), removed afterwards."""
+    path = Path("/dev/shm") / f"dsotest-{secrets.token_hex(6)}"
+    path.mkdir(mode=0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

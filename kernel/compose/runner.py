@@ -122,18 +122,8 @@ def run_with_model(
     The model goes to compose's stdin; ``secret_env`` (placeholder → value) joins the process
     environment. Standard output and error are the user's terminal.
     """
-    argv = [
-        DOCKER,
-        "compose",
-        f"--project-name={project}",
-        f"--project-directory={working_dir}",
-        *args.shared_flags,
-        "--file=-",
-        *command,
-    ]
-    child_env = dict(env)
-    for name, value in secret_env.items():
-        child_env[name] = value.reveal_text()  # the one place env values leave dso
+    argv = _model_argv(project, working_dir, args, command)
+    child_env = _child_env(env, secret_env)
     data = json.dumps(model).encode()
     try:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=cwd, env=child_env)
@@ -166,19 +156,8 @@ def service_hash(
     hash is the one ``up`` would compare with a container's ``com.docker.compose.config-hash``
     label. ``secret_env`` joins the process environment only, as for ``up``.
     """
-    argv = [
-        DOCKER,
-        "compose",
-        f"--project-name={project}",
-        f"--project-directory={working_dir}",
-        *args.shared_flags,
-        "--file=-",
-        "config",
-        f"--hash={service}",
-    ]
-    child_env = dict(env)
-    for name, value in secret_env.items():
-        child_env[name] = value.reveal_text()
+    argv = _model_argv(project, working_dir, args, ("config", f"--hash={service}"))
+    child_env = _child_env(env, secret_env)
     try:
         done = subprocess.run(
             argv,
@@ -206,6 +185,30 @@ def service_hash(
         f"docker compose config --hash={service} failed (exit status {done.returncode})",
         hint="`docker compose config` shows what compose objects to",
     )
+
+
+def _model_argv(
+    project: str, working_dir: Path, args: ComposeArgs, command: Sequence[str]
+) -> list[str]:
+    """``docker compose`` reading the model from stdin, with the user's global flags."""
+    return [
+        DOCKER,
+        "compose",
+        f"--project-name={project}",
+        f"--project-directory={working_dir}",
+        *args.shared_flags,
+        "--file=-",
+        *command,
+    ]
+
+
+def _child_env(env: Mapping[str, str], secret_env: Mapping[str, SecretValue]) -> dict[str, str]:
+    """compose's environment: ``env`` plus the secret values it interpolates. The one place env
+    values leave dso; callers clear the dict once the process has it."""
+    child_env = dict(env)
+    for name, value in secret_env.items():
+        child_env[name] = value.reveal_text()
+    return child_env
 
 
 def run_plain(

@@ -10,13 +10,12 @@ directory afterwards). Every container a rotation creates carries the project's 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from tests.integration.compose_support import ComposeProject, docker, project
+from tests.integration.rotation_support import wait_for
 
-__all__ = ["project"]
+__all__ = ["project", "wait_for"]
 
 #: Serves $MSG (the test's secret) at /; also "version <n>" at /version from the file secret.
 WEB_SH = r"""
@@ -32,8 +31,8 @@ mkdir -p /tmp
 until wget -q -O- http://web/ >/dev/null 2>&1; do usleep 100000; done
 ok=0; fail=0; last=none
 while [ ! -f /tmp/stop ]; do
-  if body=$(timeout 2 wget -q -O- http://web/ 2>/dev/null); then ok=$((ok+1)); last=$body
-  else fail=$((fail+1)); fi
+  if body=$(timeout 2 wget -q -O- http://web/ 2>/tmp/err); then ok=$((ok+1)); last=$body
+  else rc=$?; fail=$((fail+1)); echo "rc=$rc after $ok ok: $(cat /tmp/err)" >> /tmp/failures; fi
   echo "$ok $fail $last" > /tmp/counts.tmp && mv /tmp/counts.tmp /tmp/counts
 done
 exec sleep 600
@@ -127,14 +126,3 @@ def rotation_dirs(project: ComposeProject) -> list[str]:
     """The ``<service>@<rotation>`` directories of the project on the tmpfs."""
     base = project.secrets_base / project.name
     return sorted(p.name for p in base.iterdir() if "@" in p.name) if base.is_dir() else []
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        time.sleep(interval)

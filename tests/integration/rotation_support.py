@@ -168,7 +168,7 @@ def env_changes(**values: str) -> Callable[[Any], Changes]:
     return fetch
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -177,6 +177,26 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {check}")
         time.sleep(interval)
+
+
+#: A looping client's request that hit its `timeout 2` (busybox `timeout` exits 143).
+CUT_IN_FLIGHT = "rc=143 "
+
+
+def assert_always_served(failures: str, swaps: int) -> None:
+    """No request of a looping client found the service without a serving container.
+
+    ``failures`` holds one ``rc=<exit status> after <n> ok: <wget error>`` line per failed
+    request. A request in flight to the old container at the instant it is disconnected (so that
+    DNS stops returning it) hangs until the client's timeout: Docker cannot drain the connections
+    of a disconnected endpoint (docs/rotation.md, "In-flight requests"). That can cut at most the
+    requests in flight at one instant per swap: one for this client. Any other failure (refused,
+    bad address) means no container was serving.
+    """
+    lines = [line for line in failures.splitlines() if line.strip()]
+    unserved = [line for line in lines if not line.startswith(CUT_IN_FLIGHT)]
+    assert not unserved, f"requests found no serving container: {unserved}"
+    assert len(lines) <= swaps, f"more requests cut than swaps ({swaps}): {lines}"
 
 
 def free_port() -> int:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import secrets
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +21,6 @@ from tests.conftest import RunDso
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parents[1] / "unit" / "fixtures" / "compose"
-
-
-@pytest.fixture
-def shm() -> Iterator[Path]:
-    path = Path("/dev/shm") / f"dsotest-{secrets.token_hex(6)}"
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

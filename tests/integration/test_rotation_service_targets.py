@@ -123,7 +123,7 @@ SLOW_WEB = """
     healthcheck:
       disable: true
     labels:
-      dso.health.exec: "sleep 1.5"
+      dso.health.exec: "sleep 4"
     environment:
       MSG: dso://app/msg
 """
@@ -147,11 +147,19 @@ def test_one_lock_per_service_across_processes(project: ComposeProject) -> None:
     )
     wait_for(lambda: journal(project) or first.poll() is not None, timeout=30)
     assert first.poll() is None, first.communicate()
+    # By service name, waiting: decides on what the first rotation left.
+    waiting = subprocess.Popen(
+        [DSO, "rotate", "web", "--wait", "60", "--json"],
+        cwd=project.dir,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # By container name, refused at once: the container's lock is its service's.
     by_name = project.dso("rotate", web, "--wait", "0", ok=False)
-    # By service name, waiting: decides on what the first rotation left.
-    waiting = project.dso("rotate", "web", "--wait", "60", "--json")
     out, err = first.communicate(timeout=60)
+    waited, waited_err = waiting.communicate(timeout=60)
 
     assert first.returncode == 0, err
     assert f"{web}: rotated with rolling" in out
@@ -161,7 +169,8 @@ def test_one_lock_per_service_across_processes(project: ComposeProject) -> None:
         f"(pid {first.pid}" in by_name.stderr
     )
     assert "nothing was changed" in by_name.stderr and "rotated" not in by_name.stdout
-    (result,) = json.loads(waiting.stdout)["rotations"]
+    assert waiting.returncode == 0, waited_err
+    (result,) = json.loads(waited)["rotations"]
     assert result["status"] == "up_to_date" and result["lock_waited"] > 0.5
     assert [e["status"] for e in journal(project)] == ["completed"]
     assert exec_in(web, "wget", "-q", "-O-", "http://127.0.0.1/") == "v2\n"

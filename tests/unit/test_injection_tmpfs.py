@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,17 +24,6 @@ from kernel.secret_value import SecretValue
 
 ME = Owner(os.geteuid(), os.getegid())
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
-
-
-@pytest.fixture
-def shm() -> Iterator[Path]:
-    """A private directory on /dev/shm (a tmpfs), removed afterwards."""
-    path = Path("/dev/shm") / f"dsotest-{secrets.token_hex(6)}"
-    path.mkdir(mode=0o700)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def mode(path: Path) -> int:

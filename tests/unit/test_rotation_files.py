@@ -4,29 +4,14 @@ one left alone, undo, and the removal of directories no container mounts."""
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from kernel.injection.atomic_dir import Owner, current_files, publish
 from kernel.rotation.files import FileDelivery, SecretFiles, discard_unmounted, sweep
 from kernel.secret_value import SecretValue
 
 ME = Owner(os.geteuid(), os.getegid())
-
-
-@pytest.fixture
-def shm() -> Iterator[Path]:
-    path = Path("/dev/shm") / f"dsotest-{secrets.token_hex(6)}"
-    path.mkdir(mode=0o700)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def shared(shm: Path) -> SecretFiles:
