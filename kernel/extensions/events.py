@@ -49,14 +49,17 @@ class RotationEvent:
     trace_id: str
     #: The rotation's id in the journal (``state/rotations.json``).
     rotation_id: str
-    #: The service (compose) or container name being rotated.
+    #: Name of the container being rotated (``shop-web-1``; a compose service's replicas
+    #: rotate one by one, each its own event series).
     target: str
     #: ``rolling``, ``restart``, ``reload`` or ``none`` (the strategy actually used).
     strategy: str
     #: Journal step the rotation is at (``plan``, ``create``, ``health``, ``swap``…).
     step: str = ""
-    #: Compose project of ``target``, when it is a service.
+    #: Compose project of ``target``, when it belongs to one.
     project: str | None = None
+    #: Compose service of ``target`` (``web``), when it belongs to one.
+    service: str | None = None
     #: Why the rotation runs: ``manual`` (a CLI command), ``watch`` (a secret changed),
     #: ``recover`` (finishing an interrupted rotation), ``forced``.
     trigger: str = "manual"
@@ -137,6 +140,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "strategy": _TEXT,
     "step": _TEXT,
     "project": _OPTIONAL_TEXT,
+    "service": _OPTIONAL_TEXT,
     "trigger": _TEXT,
     "actor": _OPTIONAL_TEXT,
     "dry_run": (bool,),

@@ -298,6 +298,7 @@ class RotationEngine:
         self, plan: Plan, trace_id: str, rotation_id: str, view: ContainerView
     ) -> RotationEvent:
         refs = plan.changes.references
+        identity = compose_identity(view)
         return RotationEvent(
             trace_id=trace_id,
             rotation_id=rotation_id,
@@ -305,6 +306,7 @@ class RotationEngine:
             strategy=plan.strategy.value,
             step="plan",
             project=view.labels.get("com.docker.compose.project"),
+            service=identity[1] if identity else None,
             trigger="forced" if plan.forced else self.trigger,
             old_container=view.id,
             references=tuple(r.reference for r in refs),

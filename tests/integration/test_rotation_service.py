@@ -73,6 +73,17 @@ def test_service_rotates_replica_by_replica_always_served(
     assert first["status"] == second["status"] == "completed"
     assert second["started_at"] >= first["finished_at"]
     assert first["lock_key"] == second["lock_key"] == f"service-{project.name}.web"
+    # Extensions (here the built-in audit log) see each replica's rotation, with its service.
+    audit = project.dir.parent / "dso-home" / "logs" / "audit.jsonl"
+    done_events = [
+        e
+        for e in map(json.loads, audit.read_text().splitlines())
+        if e["event"] == "rotation_completed"
+    ]
+    assert [(e["target"], e["project"], e["service"]) for e in done_events] == [
+        (web1, project.name, "web"),
+        (web2, project.name, "web"),
+    ]
 
 
 def test_up_after_rotate_keeps_the_rotated_container(project: ComposeProject) -> None:

@@ -108,6 +108,7 @@ class AuditLog:
             "dry_run": event.dry_run,
             "target": event.target,
             "project": event.project,
+            "service": event.service,
             "strategy": event.strategy,
             "step": event.step,
             "old_container": event.old_container,
