@@ -63,6 +63,9 @@ def test_rotation_never_shows_the_value(scope: Scope, cli: Cli) -> None:
     texts = [done.stdout, done.stderr, recovered.stdout, recovered.stderr]
     texts += [p.read_text() for p in (cli.home / "state").iterdir() if p.is_file()]
     texts += [p.read_text() for p in (cli.home / "locks").iterdir()]
+    audit = cli.home / "logs" / "audit.jsonl"  # what extensions were given, line by line
+    assert '"rotation_completed"' in audit.read_text()
+    texts += [p.read_text() for p in (cli.home / "logs").iterdir() if p.is_file()]
     assert not [t for t in texts if canary in t]
 
 

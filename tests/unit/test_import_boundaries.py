@@ -68,3 +68,25 @@ FORBIDDEN_MODULE_NAMES = {
 def test_no_module_shadows_stdlib_or_a_dependency() -> None:
     for path in [*KERNEL.rglob("*.py"), *(ROOT / "providers").rglob("*.py")]:
         assert path.stem not in FORBIDDEN_MODULE_NAMES, path
+
+
+#: What a provider may use of the kernel: the protocol and the error tree; the local provider
+#: also the vault format it serves (and the layout that locates it).
+PROVIDER_KERNEL_IMPORTS = {"kernel", "kernel.errors"}
+LOCAL_PROVIDER_KERNEL_IMPORTS = {"kernel.vault", "kernel.paths"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "providers").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_providers_use_only_the_protocol_of_the_kernel(path: Path) -> None:
+    rel = path.relative_to(ROOT)
+    allowed = set(PROVIDER_KERNEL_IMPORTS)
+    if rel.parts[:2] == ("providers", "local"):
+        allowed |= LOCAL_PROVIDER_KERNEL_IMPORTS
+    for name in imported_roots(path):
+        if name.split(".")[0] != "kernel" or name.startswith("kernel.protocol"):
+            continue
+        assert name in allowed, f"{rel} imports {name}: providers talk to dso over the protocol"
