@@ -56,6 +56,7 @@ def test_zero_downtime_rolling_rotation(scope: Scope, engine_factory) -> None:
     scope.exec(client.name, "touch", "/tmp/stop")
     wait_for(lambda: scope.exec(client.name, "pidof", "sleep"))
     ok, fail, last = counts(scope, client.name)
+    print(f"requests: {ok} served, {fail} cut")  # shown by `pytest -rP`
     assert_always_served(scope.exec(client.name, "cat", "/tmp/failures") if fail else "", 1)
     assert ok > 50 and last == "new"
     # One container under the name, the new one, and no leftovers.
