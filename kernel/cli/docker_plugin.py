@@ -81,9 +81,11 @@ def docker_globals(argv: list[str]) -> tuple[dict[str, str | None], list[str]]:
                 value = argv[index]
         else:
             raise DockerFlagError(f"unknown docker flag {token} before `dso`")
+        index += 1
+        if name in _BOOL_FLAGS and value.lower() in ("false", "0"):
+            continue  # --tls=false, --debug=false: as if not given
         seen.add(kind)
         _apply(env, kind, name, value)
-        index += 1
     if {"host", "context"} <= seen:
         raise DockerFlagError("conflicting docker flags: pass either --host or --context")
     return env, argv[index:]
@@ -99,8 +101,7 @@ def _apply(env: dict[str, str | None], kind: str, flag: str, value: str) -> None
     elif kind == "config":
         env["DOCKER_CONFIG"] = value
     elif kind == "debug":
-        if value.lower() not in ("false", "0"):
-            env["DSO_LOG_LEVEL"] = "debug"
+        env["DSO_LOG_LEVEL"] = "debug"
     elif kind == "log-level":
         env.setdefault("DSO_LOG_LEVEL", _LOG_LEVELS.get(value.lower(), "error"))
     else:

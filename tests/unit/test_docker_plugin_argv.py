@@ -45,6 +45,7 @@ def test_metadata_has_the_fields_docker_requires() -> None:
         (["--config", "/etc/dc", "dso"], {"DOCKER_CONFIG": "/etc/dc"}, ["dso"]),
         (["-D", "dso"], {"DSO_LOG_LEVEL": "debug"}, ["dso"]),
         (["--debug=false", "dso"], {}, ["dso"]),
+        (["--tls=false", "-H", "unix:///a", "dso"], {"DOCKER_HOST": "unix:///a"}, ["dso"]),
         (["-l", "warn", "dso"], {"DSO_LOG_LEVEL": "warning"}, ["dso"]),
         (["--log-level=fatal", "dso"], {"DSO_LOG_LEVEL": "error"}, ["dso"]),
         (["-H", "unix:///a", "help", "dso"], {"DOCKER_HOST": "unix:///a"}, ["help", "dso"]),
