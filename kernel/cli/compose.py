@@ -20,8 +20,10 @@ from kernel.errors import UsageError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from kernel.cli.progress import Timer
+    from kernel.compose.inject import Project
     from kernel.compose.scan import Scan
-    from kernel.injection.resolver import Resolved
+    from kernel.injection.resolver import Resolved, Resolver
     from kernel.reference import SecretReference
 
 PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -49,30 +51,51 @@ def up(app: Application, args: tuple[str, ...]) -> int:
       docker dso up -d --build web
       docker dso up                   attached, Ctrl-C stops the project as compose does
     """
+    import contextlib
+
+    from kernel.compose.inject import PendingProject, scan_project
+    from kernel.injection.setup import make_resolver
+
+    compose_args = split_args(args)
+    progress = Progress()
+    with progress.step("reading the compose project") as read, PendingProject(compose_args) as p:
+        # dso's configuration loads, and the default provider starts, while compose reads the
+        # project.
+        resolver = make_resolver(app.layout, app.config_path)
+        resolver.prewarm()
+        try:
+            project = p.result()
+            scan = scan_project(project)
+        except BaseException:
+            resolver.close()
+            raise
+    with contextlib.closing(resolver):
+        return _up(app, compose_args, progress, read, project, scan, resolver)
+
+
+def _up(
+    app: Application,
+    compose_args: ComposeArgs,
+    progress: Progress,
+    read: Timer,
+    project: Project,
+    scan: Scan,
+    resolver: Resolver,
+) -> int:
+    """``up`` once the project is read: resolve, deliver, run compose."""
     import os
 
     from kernel.compose.inject import (
-        PendingProject,
         deliver_files,
         locate_problems,
         problems_error,
         remove_stale_projects,
         resolve,
-        scan_project,
     )
     from kernel.compose.rewrite import rewrite_model
     from kernel.compose.runner import run_with_model
-    from kernel.injection.setup import make_resolver
     from kernel.injection.tmpfs import SecretsDir, default_base
 
-    compose_args = split_args(args)
-    progress = Progress()
-    with progress.step("reading the compose project") as read:
-        with PendingProject(compose_args) as pending:
-            # Loads dso's configuration (and its imports) while compose reads the project.
-            resolver = make_resolver(app.layout, app.config_path)
-            project = pending.result()
-        scan = scan_project(project)
     _show_compose_warnings(progress, project.warnings)
     problems = list(scan.problems)
     values: dict[SecretReference, Resolved] = {}

@@ -8,6 +8,8 @@ references that select the same secret, field and version share one entry of the
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
 
 class ProviderHostResolver:
     """Resolves through provider processes. ``open_host`` is called once per :meth:`resolve`
-    and the host it returns is closed afterwards, unless ``keep_open`` (the agent keeps one)."""
+    and the host it returns is closed afterwards, unless ``keep_open`` (the agent keeps one).
+    :meth:`prewarm` opens it early; then :meth:`close` ends it if no resolve came."""
 
     def __init__(
         self, config: Config, open_host: Callable[[], ProviderHost], *, keep_open: bool = False
@@ -32,6 +35,25 @@ class ProviderHostResolver:
         self.config = config
         self._open_host = open_host
         self._keep_open = keep_open
+        self._warm: ProviderHost | None = None
+
+    def prewarm(self, names: Sequence[str] = ()) -> None:
+        """Start the providers ``names`` (default: the default provider) in the background, so
+        that a :meth:`resolve` soon after does not wait for their processes to start."""
+        if self._warm is None:
+            self._warm = self._open_host()
+        host = self._warm
+        for name in names or (self.config.default_provider,):
+            if name in self.config.providers or name == "local":
+                threading.Thread(
+                    target=_warm, args=(host, name), name=f"dso-warm-{name}", daemon=True
+                ).start()
+
+    def close(self) -> None:
+        """Stop what :meth:`prewarm` started and :meth:`resolve` did not use."""
+        host, self._warm = self._warm, None
+        if host is not None:
+            host.close()
 
     def provider_of(self, ref: SecretReference) -> str:
         return ref.provider or self.config.default_provider
@@ -48,7 +70,7 @@ class ProviderHostResolver:
                 continue
             by_provider.setdefault(name, []).append(ref)
         if by_provider:
-            host = self._open_host()
+            host, self._warm = self._warm or self._open_host(), None
             try:
                 for name, group in by_provider.items():
                     outcomes.update(self._resolve_with(host, name, group))
@@ -84,6 +106,11 @@ class ProviderHostResolver:
             data = result.values[ref_id]
             outcomes[ref] = Resolved(SecretValue(data.value), data.version, name)
         return outcomes
+
+
+def _warm(host: ProviderHost, name: str) -> None:
+    with contextlib.suppress(DSOError):  # the resolve that needs it reports the problem
+        host.client(name).warm()
 
 
 def _about(ref: SecretReference, exc: ProviderNotFoundError) -> ProviderNotFoundError:

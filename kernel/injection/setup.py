@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernel.injection.host_resolver import ProviderHostResolver
-from kernel.injection.resolver import Resolver
 
 if TYPE_CHECKING:
     from kernel.paths import Layout
     from kernel.provider_host import ProviderHost
 
 
-def make_resolver(layout: Layout, config_path: Path | None = None) -> Resolver:
+def make_resolver(layout: Layout, config_path: Path | None = None) -> ProviderHostResolver:
     """The resolver for ``layout`` and the configuration found from ``config_path``.
 
     Every reference is resolved by its provider process through the provider host. Without any

@@ -108,9 +108,22 @@ class SupervisedProvider:
         self._restart_delay: float | None = None
         self._timer: threading.Timer | None = None
         self._watch: tuple[tuple[SecretRef, ...], Callable[[Changed], None]] | None = None
+        self._warm_error: DSOError | None = None
         self._closed = False
 
     # -- calls --------------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Start the process now, ahead of the first call (``up`` does it while compose reads
+        the project). A failure is not retried with backoff: the first call raises it as is."""
+        with self._lock:
+            if self._closed or self._starts or self._warm_error is not None:
+                return
+            try:
+                self._start()
+            except DSOError as exc:
+                self._warm_error = exc
+                self._attempt, self._next_start, self._last_exit = 0, 0.0, None
 
     def get(self, refs: Sequence[SecretRef], *, timeout: float | None = None) -> GetResult:
         """Values and version ids of a batch (see :meth:`ProviderClient.get`)."""
@@ -193,6 +206,9 @@ class SupervisedProvider:
                 client = self._client
                 if client is not None and client.alive:
                     return client
+                if self._warm_error is not None:
+                    error, self._warm_error = self._warm_error, None
+                    raise error
                 if client is not None:
                     self._note_exit(client)
                 wait = self._next_start - self._clock()

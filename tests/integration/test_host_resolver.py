@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from kernel.paths import local_layout
 from kernel.reference import parse_reference
 from kernel.secret_value import SecretValue
 from kernel.vault import KeySource, Vault, create_key_file
+from tests.integration.provider_host_support import spawned
 
 pytestmark = pytest.mark.integration
+__all__ = ["spawned"]
 
 
 @pytest.fixture
@@ -114,3 +118,41 @@ def test_a_provider_that_is_down_is_the_outcome_of_its_references(
     assert isinstance(error, DSOError)
     assert error.exit_code == 7
     assert "vault" in str(error)
+
+
+def test_prewarm_starts_the_default_provider_once_for_the_next_resolve(
+    vault: Vault, spawned: list[int]
+) -> None:
+    resolver = make_resolver(local_layout())
+    resolver.prewarm()
+    wait_until(lambda: len(spawned) == 1)
+    ref = parse_reference("dso://app/db_password")
+    assert require(resolver.resolve([ref]))[ref].value == SecretValue("CANARY-two")
+    assert len(spawned) == 1  # the warmed process answered; resolve closed it (reaped: fixture)
+    resolver.close()
+
+
+def test_prewarm_without_a_resolve_is_closed(vault: Vault, spawned: list[int]) -> None:
+    resolver = make_resolver(local_layout())
+    resolver.prewarm()
+    wait_until(lambda: len(spawned) == 1)
+    resolver.close()  # the fixture asserts the process was reaped
+
+
+def test_prewarm_without_a_vault_still_says_how_to_create_one(
+    dso_home: Path, spawned: list[int]
+) -> None:
+    resolver = make_resolver(local_layout())  # no vault: every reference fails, and says why
+    resolver.prewarm()
+    ref = parse_reference("dso://app/db_password")
+    (outcome,) = resolver.resolve([ref]).values()
+    assert isinstance(outcome, DSOError)
+    assert "docker dso init" in f"{outcome} {outcome.hint}"
+    resolver.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.01)

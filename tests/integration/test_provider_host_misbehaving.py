@@ -212,3 +212,23 @@ def test_stray_print_on_stdout_is_a_protocol_error(spawned: list[int]) -> None:
         pytest.raises(ProtocolError, match="is something else writing"),
     ):
         host.client("fake").ping()
+
+
+def test_a_failed_warm_start_is_reported_by_the_first_call_without_backoff(
+    spawned: list[int],
+) -> None:
+    """`docker dso up` warms the default provider while compose reads the project: a start
+    that fails then must reach the user as the same error, at once, and start nothing more."""
+    with host_for("bad-cookie") as host:
+        provider = host.client("fake")
+        provider.warm()
+        assert provider.state() == "stopped"  # no restart scheduled in the background
+        began = time.monotonic()
+        with pytest.raises(ProviderStartError, match="handshake has a wrong"):
+            provider.ping()
+        assert time.monotonic() - began < 0.05
+        assert provider.breaker.consecutive_failures == 1
+        assert len(spawned) == 1
+        with pytest.raises(ProviderStartError):  # the next call starts again, as without warm
+            provider.ping()
+    assert len(spawned) == 2

@@ -214,3 +214,13 @@ def test_the_local_provider_exists_without_configuration(tmp_path: Path) -> None
         result = local.get([SecretRef("x", "app/db_password")])
         assert result.values["x"].value == b"from-the-vault"
         assert local.status()["origin"] == "source"
+
+
+def test_warm_starts_the_process_before_the_first_call(spawned: list[int]) -> None:
+    with echo_host() as host:
+        provider = host.client("echo")
+        provider.warm()
+        assert provider.state() == "running" and len(spawned) == 1
+        provider.warm()  # once only
+        assert provider.get(GOOD).values["g"].value == b"hunter2"
+        assert len(spawned) == 1
