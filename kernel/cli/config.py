@@ -12,6 +12,7 @@ import click
 
 from kernel.cli.app import Application, pass_app
 from kernel.config import (
+    ConfigReport,
     check_config,
     config_document,
     config_yaml,
@@ -40,13 +41,20 @@ def config() -> None:
 @config.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+@click.option(
+    "--skip-providers",
+    is_flag=True,
+    help="Check the file only; do not ask the provider programs about their settings.",
+)
 @pass_app
-def validate(app: Application, file: Path | None, as_json: bool) -> None:
+def validate(app: Application, file: Path | None, as_json: bool, skip_providers: bool) -> None:
     """Check a configuration file and list every problem in it.
 
     FILE defaults to the file dso would use (see `docker dso config path`). Each problem prints
     as `file:line: key: message`. Exits 0 when the file is valid, 1 when it is not. `${VAR}`
-    references are expanded from the current environment, as the agent would.
+    references are expanded from the current environment, as the agent would. Once the file
+    itself is valid, each provider it configures checks its own settings (`dso-provider-<type>
+    --check-settings`: no back end is contacted); --skip-providers leaves that out.
 
     \b
     Examples:
@@ -55,6 +63,8 @@ def validate(app: Application, file: Path | None, as_json: bool) -> None:
       docker dso config validate --json | jq -r '.errors[] | "\\(.line): \\(.message)"'
     """
     report = check_config(file or app.config_path)
+    if report.valid and report.config is not None and not skip_providers:
+        report = _with_provider_checks(app, report)
     path = str(report.path) if report.path is not None else None
     if as_json:
         app.out_json(
@@ -86,6 +96,23 @@ def validate(app: Application, file: Path | None, as_json: bool) -> None:
         app.abort(
             f"{path or 'configuration'}: {count} problem{'s' if count > 1 else ''}", ExitCode.ERROR
         )
+
+
+def _with_provider_checks(app: Application, report: ConfigReport) -> ConfigReport:
+    """``report`` plus what each configured provider program says of its settings."""
+    import dataclasses
+    import os
+
+    from kernel.provider_host.check import check_configured
+
+    assert report.config is not None
+    errors, warnings = check_configured(report.config, app.layout, environ=os.environ)
+    return dataclasses.replace(
+        report,
+        config=None if errors else report.config,
+        errors=(*report.errors, *errors),
+        warnings=(*report.warnings, *warnings),
+    )
 
 
 @config.command()

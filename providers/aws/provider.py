@@ -89,6 +89,10 @@ class AwsProvider(Provider):
         self._settings: AwsSettings | None = None
         self._can_list = True
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        AwsSettings.parse(settings, environ)
+
     def configure(self, settings: Mapping[str, Any]) -> None:
         parsed = AwsSettings.parse(settings, self._environ)
         # Imported here, not at the top: boto3 takes ~0.15 s, and the handshake need not wait.

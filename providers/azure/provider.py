@@ -66,6 +66,10 @@ class AzureProvider(Provider):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        AzureSettings.parse(settings)
+
     def configure(self, settings: Mapping[str, Any]) -> None:
         """Validate the settings, build the client and get a token now, so bad credentials
         fail here as ``auth_failed``. A reload swaps the client only once the new one works."""

@@ -59,6 +59,10 @@ class LocalProvider(Provider):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        LocalSettings.parse(settings)
+
     def configure(self, settings: Mapping[str, Any]) -> None:
         """Validate the settings and open the vault now, so a wrong key or passphrase fails
         here as ``auth_failed``. A vault that does not exist yet is not an error at this point

@@ -67,6 +67,12 @@ class InvalidRequest(ProviderFault):
 
     code = ErrorCode.INVALID_REQUEST
 
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        #: The dotted setting at fault (``auth.method``), when it is one: ``docker dso config
+        #: validate`` points at its line in dso.yaml.
+        self.setting = setting
+
 
 class DeadlineExceeded(ProviderFault):
     """The request's deadline passed; raise it when a back-end call times out."""

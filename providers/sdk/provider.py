@@ -61,6 +61,15 @@ class Provider:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        """Check ``settings`` as :meth:`configure` would, without connecting to anything:
+        ``dso-provider-<name> --check-settings``, which ``docker dso config validate`` runs.
+
+        Raise :class:`~providers.sdk.errors.InvalidRequest` (with ``setting=`` the dotted key)
+        for a bad setting. The default accepts everything (the check happens at ``configure``).
+        """
+
     def configure(self, settings: Mapping[str, Any]) -> None:
         """Apply the ``settings`` map from dso.yaml. Called first, and again on reload.
 

@@ -49,6 +49,7 @@ from kernel.protocol.methods import (
     parse_refs,
     parse_settings,
 )
+from providers.sdk.check import check_settings_main
 from providers.sdk.errors import (
     DeadlineExceeded,
     InvalidRequest,
@@ -99,6 +100,8 @@ def run(
         sys.stdout.write(json.dumps(doc) + "\n")
         sys.stdout.flush()
         return EXIT_OK
+    if list(argv) == ["--check-settings"]:
+        return check_settings_main(provider_cls, env, sys.stdin.buffer, sys.stdout)
     if env.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
         sys.stderr.write(refusal_message(program, name))
         return EXIT_REFUSED

@@ -39,7 +39,8 @@ class SettingsReader:
     def fail(self, name: str, expected: str) -> InvalidRequest:
         """An error for setting ``name``: ``setting 'auth.role_id' of the vault provider …``."""
         return InvalidRequest(
-            f"setting {self.key(name)!r} of the {self._provider} provider {expected}"
+            f"setting {self.key(name)!r} of the {self._provider} provider {expected}",
+            setting=self.key(name),
         )
 
     def check_keys(self, known: Iterable[str]) -> None:
@@ -53,7 +54,8 @@ class SettingsReader:
             hint = f"; did you mean {self.key(close[0])!r}?" if close else ""
             raise InvalidRequest(
                 f"unknown setting {self.key(name)!r:.100} for the {self._provider} provider{hint}"
-                f" (known: {', '.join(allowed)})"
+                f" (known: {', '.join(allowed)})",
+                setting=self.key(name)[:100],
             )
 
     def has(self, name: str) -> bool:

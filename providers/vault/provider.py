@@ -52,6 +52,10 @@ class VaultProvider(Provider):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        VaultSettings.parse(settings, environ)
+
     def configure(self, settings: Mapping[str, Any]) -> None:
         parsed = VaultSettings.parse(settings, self._environ)
         if parsed.tls_skip_verify:

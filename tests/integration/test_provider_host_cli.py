@@ -239,3 +239,57 @@ def test_a_missing_third_party_program_names_where_and_the_likely_typo(
     assert result.exit_code == 7, result.output
     assert f"no provider program dso-provider-vualt in {plugins}" in result.stderr
     assert "did you mean type: vault?" in result.stderr
+
+
+# -- config validate asks the providers --------------------------------------------------------
+
+
+def test_config_validate_asks_each_provider_about_its_settings(
+    run_dso: RunDso, plugins: Path, tmp_path: Path, canary: str
+) -> None:
+    config = config_file(
+        tmp_path,
+        "version: 1\n"
+        "providers:\n"
+        "  prod:\n"
+        "    type: vault\n"
+        "    address: http://127.0.0.1:1\n"
+        f"    token: {canary}\n"
+        "    auth:\n"
+        "      method: tokn\n"
+        "  cloud:\n"
+        "    type: aws\n"
+        "    regoin: eu-west-1\n"
+        "  old:\n"
+        "    type: broken\n",
+    )
+    result = run_dso("config", "validate", str(config), "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is False
+    assert [(e["line"], e["key"]) for e in doc["errors"]] == [
+        (8, "providers.prod.auth.method"),
+        (11, "providers.cloud.regoin"),
+    ]
+    assert "did you mean 'region'?" in doc["errors"][1]["message"]
+    (not_checked,) = [w for w in doc["warnings"] if "not checked" in w]
+    assert not_checked.endswith(
+        ":12: providers.old: settings not checked: the program does not support --check-settings"
+    )
+    assert canary not in result.output  # the token went to the program on stdin, and no further
+    skipped = run_dso("config", "validate", str(config), "--skip-providers")
+    assert skipped.exit_code == 0, skipped.output
+
+
+def test_config_validate_of_the_init_file_checks_the_local_provider(
+    run_dso: RunDso, dso_home: Path
+) -> None:
+    from kernel.cli.init import CONFIG_TEMPLATE
+
+    config = dso_home / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(CONFIG_TEMPLATE)
+    config.chmod(0o600)
+    result = run_dso("config", "validate", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["warnings"] == []
