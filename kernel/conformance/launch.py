@@ -7,7 +7,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from kernel.conformance.base import CheckFailed, Context, ms
+from kernel.conformance.base import CheckFailed, CheckSkipped, Context, ms
 from kernel.conformance.raw import RawProvider
 from kernel.errors import ProtocolError
 from kernel.protocol import (
@@ -62,6 +62,40 @@ def check_describe(ctx: Context) -> str:
         raise CheckFailed(exc.message) from None
     doc = ctx.describe
     return f"{doc['name']} {doc['version']}, capabilities {', '.join(doc['capabilities'])}"
+
+
+def check_settings_flag(ctx: Context) -> str:
+    """``--check-settings`` (optional) accepts the fixture's settings, with no handshake."""
+    import json
+
+    import msgpack
+
+    from kernel.provider_host.settings import wire_settings
+
+    payload = msgpack.packb(wire_settings(ctx.fixture.settings), use_bin_type=True)
+    try:
+        done = subprocess.run(
+            [*ctx.command.argv, "--check-settings"],
+            env=_env(ctx, cookie=False),
+            input=payload,
+            capture_output=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"--check-settings still running after {RUN_TIMEOUT:g} s") from None
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        doc = json.loads(lines[-1]) if lines and done.returncode == 0 else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
+        raise CheckSkipped("--check-settings is not implemented (optional, §2.4.1)")
+    if not doc["ok"]:
+        message = str(doc.get("message", ""))
+        raise CheckFailed(f"--check-settings rejects the fixture's settings: {message:.200}")
+    return f"fixture's settings accepted ({len(ctx.fixture.settings)} keys)"
 
 
 def check_refuses_without_cookie(ctx: Context) -> str:

@@ -35,6 +35,12 @@ CHECKS: tuple[Check, ...] = (
         "run by hand: explanation on stderr, exit 1",
         launch.check_refuses_without_cookie,
     ),
+    Check(
+        "check-settings",
+        "§2.4.1",
+        "--check-settings accepts the fixture's settings (optional)",
+        launch.check_settings_flag,
+    ),
     Check("handshake", "§5", "first frame is a valid handshake", launch.check_handshake),
     Check(
         "describe-matches-handshake",

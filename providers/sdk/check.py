@@ -21,11 +21,12 @@ from typing import IO, Any
 import msgpack
 
 from kernel.protocol.codes import ErrorCode, clean_message
+from kernel.protocol.framing import MAX_FRAME_SIZE
 from providers.sdk.errors import GENERIC_INTERNAL_MESSAGE, InvalidRequest, ProviderFault
 from providers.sdk.provider import Provider
 
-#: Largest settings document read from stdin.
-MAX_SETTINGS_BYTES = 1 << 20
+#: Largest settings document read from stdin: what one ``configure`` frame may carry.
+MAX_SETTINGS_BYTES = MAX_FRAME_SIZE
 EXIT_OK = 0
 EXIT_USAGE = 2
 
