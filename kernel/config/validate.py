@@ -16,13 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from kernel.config.cross_checks import cross_check
 from kernel.config.expand import Where, expand
 from kernel.config.schema import (
-    PROVIDER_TYPES,
     SCHEMA,
-    SUPPORTED_VERSION,
     Field,
     FieldType,
     convert_default,
@@ -84,7 +82,7 @@ def validate_document(document: Document, *, path: str, env: Mapping[str, str]) 
     """Validate ``document`` (read from ``path``), expanding ``${VAR}`` from ``env``."""
     checker = _Checker(path, env)
     values = checker.section(SCHEMA, document.root, "", document.root.line)
-    checker.cross_check(values)
+    cross_check(checker, values)
     return Validation(values, tuple(checker.errors), tuple(checker.warnings), checker.lines)
 
 
@@ -328,80 +326,6 @@ class _Checker:
         if credential and value is not None and value is not INVALID:
             return SecretValue(value if isinstance(value, str) else node.text)
         return value
-
-    # -- whole-file rules -------------------------------------------------------------------
-
-    def cross_check(self, values: dict[str, Any]) -> None:
-        version = values.get("version")
-        if isinstance(version, int) and version != SUPPORTED_VERSION:
-            self.error(
-                self.lines.get("version"),
-                "version",
-                f"this dso supports config version {SUPPORTED_VERSION}; got {version}",
-                hint="upgrade dso, or rewrite the file for version 1 (docs/configuration.md)",
-            )
-        self.check_webhook(values.get("extensions"))
-        providers = values.get("providers")
-        if not isinstance(providers, dict):
-            return
-        for name, provider in providers.items():
-            self.check_provider_type(name, provider)
-        local = providers.get("local")
-        if isinstance(local, dict) and local.get("type") not in ("local", INVALID):
-            self.error(
-                self.lines.get("providers.local.type"),
-                "providers.local.type",
-                "the provider name 'local' is reserved for the local vault (type: local)",
-                hint="give this provider another name",
-            )
-        chosen = values.get("default_provider")
-        if isinstance(chosen, str) and chosen != "local" and chosen not in providers:
-            defined = ", ".join(sorted({"local", *providers}))
-            message = (
-                f"default_provider {chosen!r} is not defined under providers (defined: {defined})"
-            )
-            guess = difflib.get_close_matches(chosen, list(providers), n=1)
-            if guess:
-                message += f"; did you mean '{guess[0]}'?"
-            self.error(self.lines.get("default_provider"), "default_provider", message)
-
-    def check_provider_type(self, name: str, provider: Any) -> None:
-        """A type dso does not ship is a third-party program: say which, and catch typos."""
-        kind = provider.get("type") if isinstance(provider, dict) else None
-        if not isinstance(kind, str) or kind in PROVIDER_TYPES:
-            return
-        key = f"providers.{name}.type"
-        message = (
-            f"{kind!r} is not one of dso's providers ({', '.join(PROVIDER_TYPES)}): dso will run "
-            f"the third-party program dso-provider-{kind} from the plugins directory"
-        )
-        guess = difflib.get_close_matches(kind, PROVIDER_TYPES, n=1, cutoff=0.7)
-        if guess:
-            message += f"; did you mean '{guess[0]}'?"
-        self.warn(self.lines.get(key) or 0, key, message)
-
-    def check_webhook(self, extensions: Any) -> None:
-        """``extensions.webhook``: an http(s) URL, and a secret to sign with."""
-        webhook = extensions.get("webhook") if isinstance(extensions, dict) else None
-        url = webhook.get("url") if isinstance(webhook, dict) else None
-        if not isinstance(url, str):
-            return
-        assert isinstance(webhook, dict)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.error(
-                self.lines.get("extensions.webhook.url"),
-                "extensions.webhook.url",
-                # Not echoed: a webhook URL's path is often a token (Slack, Teams).
-                "expected an http:// or https:// URL with a host",
-            )
-        if webhook.get("secret") is None:
-            self.error(
-                self.lines.get("extensions.webhook.url"),
-                "extensions.webhook.secret",
-                "a webhook needs a secret to sign its requests with",
-                hint="add `secret: ${DSO_WEBHOOK_SECRET}` under extensions.webhook",
-            )
 
 
 def _convert(kind: FieldType, raw: str | int | float | bool, *, from_env: bool) -> Any:
