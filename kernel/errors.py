@@ -10,7 +10,7 @@ Exception messages never contain secret values: name the reference, never the by
     DSOError                         exit 1  generic failure
     ├── UsageError                   exit 2  bad command-line input
     ├── ConfigError                  exit 3  invalid configuration (file, line, key)
-    │   ├── ConfigPermissionError    exit 3  config with credentials readable/writable by others
+    │   ├── ConfigPermissionError    exit 3  config writable or owned by others, or too readable
     │   ├── ComposeError             exit 3  docker compose rejected the project (its message shown)
     │   └── ExtensionError           exit 3  an extension could not be loaded (import, unknown hook)
     ├── VaultError                   exit 4  local vault problems
@@ -129,9 +129,10 @@ class ConfigError(DSOError):
 
 
 class ConfigPermissionError(ConfigError):
-    """Raised when a config that holds credentials is group/world writable or world readable.
+    """Raised when a config is group/world writable, owned by another user than dso's (or
+    root), or holds credentials and is world readable.
 
-    Fix with ``chmod 600 <file>``.
+    Fix with ``chmod 600 <file>``, or ``chown`` it to the user dso runs as.
     """
 
 

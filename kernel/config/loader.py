@@ -169,9 +169,9 @@ def _inspect(path: Path, env: Mapping[str, str], *, fail_fast: bool) -> ConfigRe
 
     try:
         info = path.stat()
-        problem_writable = writable_problem(path, info.st_mode)
-        if problem_writable is not None:
-            problem(problem_writable)
+        for unsafe in (writable_problem(path, info.st_mode), owner_problem(path, info.st_uid)):
+            if unsafe is not None:
+                problem(unsafe)
         document = parse_document(_read(path, info.st_size), str(path))
     except ConfigError as exc:
         errors.append(exc)
@@ -200,6 +200,19 @@ def _inspect(path: Path, env: Mapping[str, str], *, fail_fast: bool) -> ConfigRe
         return ConfigReport(path, None, tuple(errors), validation.warnings)
     config = build_config(validation.values, source=path, lines=validation.lines)
     return ConfigReport(path, config, (), validation.warnings)
+
+
+def owner_problem(path: Path, owner: int, euid: int | None = None) -> ConfigPermissionError | None:
+    """The error for a file owned by someone other than dso's user or root, else None."""
+    euid = os.geteuid() if euid is None else euid
+    if owner in (0, euid):
+        return None
+    return ConfigPermissionError(
+        f"refusing a configuration owned by uid {owner} while dso runs as uid {euid}: its "
+        "owner can make dso fetch secrets from a back end, and run a provider, of their choosing",
+        path=path,
+        hint=f"chown {euid} {path} (or root), or point -c at a file of your own",
+    )
 
 
 def writable_problem(path: Path, mode: int) -> ConfigPermissionError | None:

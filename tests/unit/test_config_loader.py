@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,23 @@ def test_permissions(tmp_path: Path, mode: int, text: str, refused: str | None) 
     assert f"chmod 600 {path}" in (info.value.hint or "")
     assert info.value.exit_code == ExitCode.CONFIG
     assert "CANARY" not in str(info.value)
+
+
+def test_a_file_owned_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "dso.yaml", VALID, 0o600)
+    if os.geteuid() == 0:
+        os.chown(path, 4242, -1)  # as root: a file someone else owns
+    else:
+        monkeypatch.setattr(loader_module.os, "geteuid", lambda: 4242)  # dso runs as 4242
+    with pytest.raises(ConfigPermissionError, match=r"owned by uid \d+ while dso runs as uid"):
+        load_config(path, candidates=[], env={})
+
+
+@pytest.mark.parametrize(("owner", "euid"), [(0, 1000), (1000, 1000), (0, 0)])
+def test_owners_dso_trusts(owner: int, euid: int) -> None:
+    assert loader_module.owner_problem(Path("/x"), owner, euid) is None
 
 
 @pytest.mark.parametrize(
