@@ -111,6 +111,8 @@ def _up(
             f"{plural(len(scan.services), 'service')} ({env_count} dso://, "
             f"{file_count} dsofile://), read in {read}"
         )
+        if file_count:
+            _require_local_daemon(scan)
         with progress.step(f"resolving {len(refs)} secrets") as timer:
             values, more = resolve(scan, resolver)
         problems += more
@@ -232,6 +234,23 @@ def compose(app: Application, args: tuple[str, ...]) -> int:
         down_args = split_args([*compose_args.global_flags, *compose_args.rest[1:]])
         return _down(app, down_args)
     return run_plain(compose_args, compose_args.rest, cwd=Path.cwd(), env=os.environ)
+
+
+def _require_local_daemon(scan: Scan) -> None:
+    """``dsofile://`` files are written to this machine's tmpfs and bind-mounted: a daemon on
+    another machine would mount its own (missing) path. Refuse before fetching anything."""
+    from kernel.containers.docker_context import resolve_endpoint
+    from kernel.errors import ComposeError
+
+    endpoint = resolve_endpoint()
+    if endpoint.is_local:
+        return
+    services = ", ".join(sorted(name for name, s in scan.services.items() if s.files))
+    raise ComposeError(
+        f"dsofile:// needs the Docker daemon on this machine, and {endpoint.host} is another one "
+        f"(used by {services})",
+        hint="run docker dso on the daemon's host, or use dso:// for these variables",
+    )
 
 
 def _show_compose_warnings(progress: Progress, warnings: tuple[str, ...]) -> None:

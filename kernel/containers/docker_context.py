@@ -35,6 +35,20 @@ class Endpoint(NamedTuple):
     #: ``default`` when the address comes from DOCKER_HOST or the local socket.
     context: str = DEFAULT_CONTEXT
 
+    @property
+    def is_local(self) -> bool:
+        """The daemon runs on this machine (a unix socket, or TCP to a loopback address): only
+        then do files dso writes here reach its containers as bind mounts."""
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.host)
+        if url.scheme == "unix":
+            return True
+        host = url.hostname or ""
+        return url.scheme in ("tcp", "http") and (
+            host in ("localhost", "::1") or host.startswith("127.")
+        )
+
 
 def config_dir(environ: Mapping[str, str]) -> Path:
     """The docker CLI's configuration directory (``DOCKER_CONFIG`` or ``~/.docker``)."""

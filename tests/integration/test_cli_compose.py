@@ -120,6 +120,22 @@ def test_up_refuses_everything_when_one_reference_fails(
     assert canary not in result.output
 
 
+def test_up_refuses_file_secrets_for_a_daemon_on_another_machine(
+    dso: RunDso, calls: dict[str, Any], shm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.10:2375")
+    result = dso("up", "-d")
+    assert result.exit_code == 3
+    assert "command" not in calls, "compose was not started"
+    assert not (shm / "secrets" / "shop").exists(), "no file was written"
+    assert (
+        "dsofile:// needs the Docker daemon on this machine, and tcp://192.0.2.10:2375 is another "
+        "one (used by web, worker)" in result.stderr
+    )
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")  # the same machine over TCP
+    assert dso("up", "-d").exit_code == 0
+
+
 def test_validate_lists_references_without_values(
     dso: RunDso, calls: dict[str, Any], canary: str
 ) -> None:

@@ -73,3 +73,21 @@ def test_broken_cli_config_names_file_and_line(config: Path) -> None:
     (config / "config.json").write_text('{\n  "currentContext": \n}')
     with pytest.raises(DockerUnavailableError, match=r"config.json: not valid JSON \(line 3\)"):
         resolve_endpoint({"DOCKER_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("unix:///var/run/docker.sock", True),
+        ("unix:///run/user/1000/docker.sock", True),
+        ("tcp://127.0.0.1:2375", True),
+        ("tcp://localhost:2375", True),
+        ("tcp://[::1]:2375", True),
+        ("tcp://10.0.0.5:2376", False),
+        ("tcp://docker.example.com:2375", False),
+        ("ssh://me@host", False),
+        ("npipe:////./pipe/docker_engine", False),
+    ],
+)
+def test_is_local(host: str, local: bool) -> None:
+    assert Endpoint(host).is_local is local
