@@ -34,12 +34,14 @@ def _env(ctx: Context, *, cookie: bool = True) -> dict[str, str]:
     return env
 
 
-def _run(ctx: Context, args: list[str], *, cookie: bool) -> subprocess.CompletedProcess[bytes]:
+def _run(
+    ctx: Context, args: list[str], *, cookie: bool, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
             [*ctx.command.argv, *args],
             env=_env(ctx, cookie=cookie),
-            stdin=subprocess.DEVNULL,
+            input=stdin,
             capture_output=True,
             timeout=RUN_TIMEOUT,
             check=False,
@@ -66,31 +68,15 @@ def check_describe(ctx: Context) -> str:
 
 def check_settings_flag(ctx: Context) -> str:
     """``--check-settings`` (optional) accepts the fixture's settings, with no handshake."""
-    import json
-
     import msgpack
 
+    from kernel.provider_host.check import read_answer
     from kernel.provider_host.settings import wire_settings
 
     payload = msgpack.packb(wire_settings(ctx.fixture.settings), use_bin_type=True)
-    try:
-        done = subprocess.run(
-            [*ctx.command.argv, "--check-settings"],
-            env=_env(ctx, cookie=False),
-            input=payload,
-            capture_output=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"--check-settings still running after {RUN_TIMEOUT:g} s") from None
-    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
-    try:
-        doc = json.loads(lines[-1]) if lines and done.returncode == 0 else None
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
+    done = _run(ctx, ["--check-settings"], cookie=False, stdin=payload)
+    doc = read_answer(done.returncode, done.stdout)
+    if doc is None:
         raise CheckSkipped("--check-settings is not implemented (optional, §2.4.1)")
     if not doc["ok"]:
         message = str(doc.get("message", ""))

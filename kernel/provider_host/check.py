@@ -16,7 +16,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -83,13 +83,20 @@ def check_settings(
     return _verdict(name, done.returncode, done.stdout)
 
 
-def _verdict(name: str, status: int, stdout: bytes) -> SettingsVerdict:
+def read_answer(status: int, stdout: bytes) -> dict[str, Any] | None:
+    """The program's JSON answer (its last stdout line), or None when it gave none: it does
+    not implement ``--check-settings``."""
     lines = stdout.decode(errors="replace").strip().splitlines()
     try:
-        doc = json.loads(lines[-1]) if lines else None
+        doc = json.loads(lines[-1]) if lines and status == 0 else None
     except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool) or status != 0:
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("ok"), bool) else None
+
+
+def _verdict(name: str, status: int, stdout: bytes) -> SettingsVerdict:
+    doc = read_answer(status, stdout)
+    if doc is None:
         return SettingsVerdict(
             name, checked=False, message=f"the program does not support {CHECK_FLAG}"
         )
