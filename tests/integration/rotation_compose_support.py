@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tests.integration.compose_support import ComposeProject, docker, project
-from tests.integration.rotation_support import wait_for
+from tests.integration.rotation_support import LOOPING_CLIENT, wait_for
 
 __all__ = ["project", "wait_for"]
 
@@ -24,19 +24,12 @@ echo "$MSG" > /www/index.html
 exec httpd -f -p 80 -h /www
 """
 
-#: Waits for the service, then requests http://web/ in a loop counting successes and failures
-#: into /tmp/counts ("ok fail last-body"); stops on /tmp/stop.
-CLIENT_SH = r"""
-mkdir -p /tmp
-until wget -q -O- http://web/ >/dev/null 2>&1; do usleep 100000; done
-ok=0; fail=0; last=none
-while [ ! -f /tmp/stop ]; do
-  if body=$(timeout 2 wget -q -O- http://web/ 2>/tmp/err); then ok=$((ok+1)); last=$body
-  else rc=$?; fail=$((fail+1)); echo "rc=$rc after $ok ok: $(cat /tmp/err)" >> /tmp/failures; fi
-  echo "$ok $fail $last" > /tmp/counts.tmp && mv /tmp/counts.tmp /tmp/counts
-done
-exec sleep 600
-"""
+#: Waits for the service, then the looping client of rotation_support.
+CLIENT_SH = (
+    r"""
+until wget -q -O- http://web/ >/dev/null 2>&1; do usleep 100000; done"""
+    + LOOPING_CLIENT
+)
 
 #: A service serving $MSG, healthy when it answers (Docker's 30 s interval: dso's fast probe).
 WEB_SERVICE = """

@@ -179,6 +179,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 
         time.sleep(interval)
 
 
+#: Requests ``http://web/`` in a loop, counting successes and failures into /tmp/counts
+#: ("ok fail last-body"), one line per failure into /tmp/failures (what
+#: :func:`assert_always_served` reads); stops on /tmp/stop.
+LOOPING_CLIENT = r"""
+mkdir -p /tmp; ok=0; fail=0; last=none
+while [ ! -f /tmp/stop ]; do
+  if body=$(timeout 2 wget -q -O- http://web/ 2>/tmp/err); then ok=$((ok+1)); last=$body
+  else rc=$?; fail=$((fail+1)); echo "rc=$rc after $ok ok: $(cat /tmp/err)" >> /tmp/failures; fi
+  echo "$ok $fail $last" > /tmp/counts.tmp && mv /tmp/counts.tmp /tmp/counts
+done
+exec sleep 600
+"""
+
 #: A looping client's request that hit its `timeout 2` (busybox `timeout` exits 143).
 CUT_IN_FLIGHT = "rc=143 "
 

@@ -11,6 +11,7 @@ from kernel.rotation import recover
 from kernel.rotation.engine import lock_key
 from kernel.rotation.model import NullObserver
 from tests.integration.rotation_support import (
+    LOOPING_CLIENT,
     Scope,
     assert_always_served,
     engine_factory,
@@ -22,17 +23,6 @@ from tests.integration.rotation_support import (
 pytestmark = pytest.mark.integration
 __all__ = ["engine_factory", "scope"]
 
-#: Requests ``http://web/`` in a loop, counting successes and failures; stops on /tmp/stop.
-CLIENT = r"""
-mkdir -p /tmp; ok=0; fail=0; last=none
-while [ ! -f /tmp/stop ]; do
-  if body=$(timeout 2 wget -q -O- http://web/ 2>/tmp/err); then ok=$((ok+1)); last=$body
-  else rc=$?; fail=$((fail+1)); echo "rc=$rc after $ok ok: $(cat /tmp/err)" >> /tmp/failures; fi
-  echo "$ok $fail $last" > /tmp/counts.tmp && mv /tmp/counts.tmp /tmp/counts
-done
-exec sleep 600
-"""
-
 
 def counts(scope: Scope, client: str) -> tuple[int, int, str]:
     text = scope.exec(client, "cat", "/tmp/counts") or "0 0 none"
@@ -43,7 +33,7 @@ def counts(scope: Scope, client: str) -> tuple[int, int, str]:
 def test_zero_downtime_rolling_rotation(scope: Scope, engine_factory) -> None:
     network = scope.network("net")
     web = scope.web("web", network, msg="old")
-    client = scope.run("client", ["sh", "-c", CLIENT], network=network)
+    client = scope.run("client", ["sh", "-c", LOOPING_CLIENT], network=network)
     wait_for(lambda: counts(scope, client.name)[0] >= 20)
 
     outcome = engine_factory().rotate(web.name, env_changes(MSG="new"))
