@@ -18,9 +18,9 @@ PLUGIN_NAME = "docker-dso"
 
 
 def user_plugin_dir() -> Path:
-    config = os.environ.get("DOCKER_CONFIG")
-    base = Path(config) if config else Path.home() / ".docker"
-    return base / "cli-plugins"
+    from kernel.containers.docker_context import config_dir
+
+    return config_dir(os.environ) / "cli-plugins"
 
 
 def plugin_executable() -> Path:

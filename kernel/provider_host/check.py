@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -58,10 +57,7 @@ def check_settings(
     plan = host.plan(name)
     try:
         command = plan.resolve()
-        if command.sha256 is not None:
-            from kernel.provider_host.verify import ensure_digest
-
-            ensure_digest(Path(command.argv[0]), command.sha256, command.name)
+        command.verify()
     except DSOError as exc:
         return SettingsVerdict(name, checked=False, message=exc.message)
     payload = msgpack.packb(wire_settings(plan.settings), use_bin_type=True)

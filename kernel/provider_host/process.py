@@ -69,6 +69,14 @@ class ProviderCommand:
     #: SHA-256 the executable (``argv[0]``) must have at exec time (from SHA256SUMS).
     sha256: str | None = None
 
+    def verify(self) -> None:
+        """Check the executable against its SHA256SUMS digest; call right before every exec.
+        Raises :class:`~kernel.errors.ProviderStartError` when it no longer matches."""
+        if self.sha256 is not None:
+            from kernel.provider_host.verify import ensure_digest
+
+            ensure_digest(Path(self.argv[0]), self.sha256, self.name)
+
     def environment(
         self, environ: Mapping[str, str], log_level: str | None = None
     ) -> dict[str, str]:
@@ -195,10 +203,7 @@ class ProviderProcess:
     ) -> ProviderProcess:
         """Start ``command``; raise :class:`ProviderStartError` if it cannot be executed. Call
         :meth:`start_reading` next: nothing is read from the pipes before."""
-        if command.sha256 is not None:
-            from kernel.provider_host.verify import ensure_digest
-
-            ensure_digest(Path(command.argv[0]), command.sha256, command.name)
+        command.verify()
         env = command.environment(environ, log_level)
         hook = _death_signal_hook(os.getpid())
 
