@@ -58,18 +58,18 @@ def up(app: Application, args: tuple[str, ...]) -> int:
 
     compose_args = split_args(args)
     progress = Progress()
-    with progress.step("reading the compose project") as read, PendingProject(compose_args) as p:
-        # dso's configuration loads, and the default provider starts, while compose reads the
-        # project.
-        resolver = make_resolver(app.layout, app.config_path)
-        resolver.prewarm()
-        try:
-            project = p.result()
+    with contextlib.ExitStack() as stack:
+        with (
+            progress.step("reading the compose project") as read,
+            PendingProject(compose_args) as pending,
+        ):
+            # dso's configuration loads, and the default provider starts, while compose reads
+            # the project.
+            resolver = make_resolver(app.layout, app.config_path)
+            stack.callback(resolver.close)
+            resolver.prewarm()
+            project = pending.result()
             scan = scan_project(project)
-        except BaseException:
-            resolver.close()
-            raise
-    with contextlib.closing(resolver):
         return _up(app, compose_args, progress, read, project, scan, resolver)
 
 
