@@ -11,13 +11,22 @@ old one: ``rename(2)`` is atomic, so a reader that opens ``DB_PASSWORD`` sees ei
 file or every new one, never a mix. The per-key links are relative, so they resolve the same on
 the host and inside a container that bind-mounts the target directory. The old timestamped
 directory is removed after the swap.
+
+Every directory is opened without following a symlink at its last component, and written only
+when it is on a tmpfs: the parent of a target must be dso's own and writable by no one else (so
+nobody can plant a symlink or a directory of theirs where a secret is about to be written), and
+the bytes of a file go through a descriptor of the directory they land in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -32,6 +41,10 @@ from kernel.secret_value import SecretValue
 #: The symlink naming the current timestamped directory.
 DATA = "..data"
 _DATA_TMP = "..data_tmp"
+#: ``f_type`` of a tmpfs in ``statfs(2)`` (linux/magic.h).
+TMPFS_MAGIC = 0x01021994
+#: Opens a directory, never what a symlink points to.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +83,7 @@ def publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Pat
 
 
 def _publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Path:
-    with contextlib.suppress(FileExistsError):
-        target.mkdir(mode=0o700)
-    _own(target, owner, 0o700)
+    _make_target(target, owner)
     stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime())
     version = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=target))
     try:
@@ -110,7 +121,16 @@ def current_files(target: Path) -> dict[str, bytes]:
 
 def _write(path: Path, value: SecretValue, owner: Owner) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o400)
+    dir_fd = open_dir(path.parent)
+    try:
+        # A fresh version directory is still dso's own: anything else was swapped in.
+        st = os.fstat(dir_fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise _refused(path.parent, "it was replaced while dso wrote to it")
+        require_tmpfs_fd(dir_fd, path.parent)
+        fd = os.open(path.name, flags, 0o400, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
     try:
         view = memoryview(value.reveal())
         while view:
@@ -122,12 +142,104 @@ def _write(path: Path, value: SecretValue, owner: Owner) -> None:
         os.close(fd)
 
 
+def _make_target(target: Path, owner: Owner) -> None:
+    """Create ``target`` (0700, ``owner``'s) in a parent that is dso's own and private.
+
+    The target itself may belong to a service's user (dso gave it away): only the parent
+    decides who could have put it there.
+    """
+    parent_fd = open_dir(target.parent)
+    try:
+        st = os.fstat(parent_fd)
+        if st.st_uid != os.geteuid():
+            raise _refused(
+                target, f"its parent belongs to uid {st.st_uid}, not to dso's uid {os.geteuid()}"
+            )
+        if st.st_mode & 0o022:
+            raise _refused(target, "its parent is writable by others")
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(target.name, 0o700, dir_fd=parent_fd)
+        fd = open_dir(target.name, dir_fd=parent_fd, shown=target)
+        try:
+            require_tmpfs_fd(fd, target)
+            _own_fd(fd, owner, 0o700)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(parent_fd)
+
+
 def _own(path: Path, owner: Owner, mode: int) -> None:
-    st = os.lstat(path)
+    fd = open_dir(path)
+    try:
+        _own_fd(fd, owner, mode)
+    finally:
+        os.close(fd)
+
+
+def _own_fd(fd: int, owner: Owner, mode: int) -> None:
+    st = os.fstat(fd)
     if (st.st_uid, st.st_gid) != (owner.uid, owner.gid):
-        os.chown(path, owner.uid, owner.gid, follow_symlinks=False)
+        os.fchown(fd, owner.uid, owner.gid)
     if st.st_mode & 0o7777 != mode:
-        os.chmod(path, mode)
+        os.fchmod(fd, mode)
+
+
+def open_dir(path: Path | str, *, dir_fd: int | None = None, shown: Path | None = None) -> int:
+    """A descriptor of the directory ``path`` (relative to ``dir_fd``), never of what a symlink
+    points to: a symlink or a non-directory raises :class:`StorageError` (naming ``shown``)."""
+    try:
+        return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        try:
+            st = os.lstat(path, dir_fd=dir_fd)
+        except OSError:
+            raise exc from None
+        what = "it is a symlink" if stat.S_ISLNK(st.st_mode) else "it is not a directory"
+        raise _refused(shown or Path(path), what) from None
+
+
+def filesystem_magic(target: Path | str | int) -> int:
+    """``f_type`` of ``statfs(2)`` of a path, or of ``fstatfs(2)`` of a descriptor.
+
+    Raises :class:`OSError`.
+    """
+    libc = _libc()
+    buf = ctypes.create_string_buffer(512)  # struct statfs is 120 bytes on 64-bit Linux
+    if isinstance(target, int):
+        failed = libc.fstatfs(target, buf) != 0
+    else:
+        failed = libc.statfs(os.fsencode(target), buf) != 0
+    if failed:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), None if isinstance(target, int) else str(target))
+    # f_type is the first member, a C long, on every Linux ABI.
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def require_tmpfs_fd(fd: int, path: Path) -> None:
+    """Raise :class:`StorageError` unless the open directory ``fd`` (``path``) is on a tmpfs."""
+    if filesystem_magic(fd) != TMPFS_MAGIC:
+        raise StorageError(
+            f"{path} is not on a tmpfs: secret files must never reach a disk, so dso refuses "
+            "to write them there",
+            hint="keep DSO_SECRETS_DIR unset, or point it at a directory on a tmpfs",
+        )
+
+
+def _refused(path: Path, why: str) -> StorageError:
+    return StorageError(
+        f"refusing to write secret files in {path}: {why}",
+        hint="dso did not make it so: check who changed it, remove it by hand, and run "
+        "docker dso up again",
+    )
 
 
 def _replace_link(directory: Path, name: str, destination: str) -> None:

@@ -2,22 +2,28 @@
 
 Layout (DESIGN.md §4)::
 
-    <base>/                        0700, owned by dso's user, verified to be on a tmpfs
+    <base>/                        owned by dso's user, writable by no one else, on a tmpfs
       .<project>.lock              held while a run of that project writes or removes files
       <project>/                   0700
         <service>/                 0700, owned by the service's user; bind-mounted read-only
           ..data -> ..<timestamp>  (kernel.injection.atomic_dir)
 
 ``<base>`` is ``DSO_SECRETS_DIR`` when set, else ``/run/dso/secrets`` in agent mode, else
-``$XDG_RUNTIME_DIR/dso/secrets``, else ``/dev/shm/dso-<uid>/secrets``. Anything that is not a
-tmpfs is refused: a secret must never reach a disk.
+``$XDG_RUNTIME_DIR/dso/<home>/secrets``, else ``/dev/shm/dso-<uid>/<home>/secrets``, where
+``<home>`` is a short hash of the dso home's real path (two homes of one user never share a
+project directory). Anything that is not a tmpfs is refused: a secret must never reach a disk.
+
+dso changes the mode or owner of no directory it did not create: a base that is a symlink,
+belongs to another user, is writable by others or is sticky is refused, as is a directory above
+it that others could rename (writable by others without the sticky bit). Below the base every
+directory is opened without following symlinks (:func:`kernel.injection.atomic_dir.open_dir`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
+import hashlib
 import os
 import re
 import stat
@@ -26,14 +32,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernel.errors import StorageError
-from kernel.injection.atomic_dir import Owner, publish, remove_tree
+from kernel.injection.atomic_dir import (
+    TMPFS_MAGIC,
+    Owner,
+    filesystem_magic,
+    open_dir,
+    publish,
+    remove_tree,
+)
+from kernel.paths import local_home
 
 if TYPE_CHECKING:
     from kernel.paths import Layout
     from kernel.secret_value import SecretValue
 
-#: ``f_type`` of a tmpfs in ``statfs(2)`` (linux/magic.h).
-TMPFS_MAGIC = 0x01021994
+__all__ = [
+    "SECRETS_DIR_ENV",
+    "TMPFS_MAGIC",
+    "SecretsDir",
+    "default_base",
+    "filesystem_magic",
+    "filesystem_type",
+    "home_key",
+    "require_tmpfs",
+]
+
 #: Overrides the base directory (tests, unusual hosts).
 SECRETS_DIR_ENV = "DSO_SECRETS_DIR"
 
@@ -48,21 +71,16 @@ def default_base(layout: Layout | None = None, env: Mapping[str, str] | None = N
         return Path(env[SECRETS_DIR_ENV]).expanduser()
     if layout is not None and layout.mode == "agent":
         return layout.run / "secrets"
+    root = local_home() if layout is None else layout.root
     if env.get("XDG_RUNTIME_DIR"):
-        return Path(env["XDG_RUNTIME_DIR"]) / "dso" / "secrets"
+        return Path(env["XDG_RUNTIME_DIR"]) / "dso" / home_key(root) / "secrets"
     # World-writable, hence SecretsDir.prepare() checks every component's owner and mode.
-    return Path("/dev/shm") / f"dso-{os.geteuid()}" / "secrets"  # noqa: S108
+    return Path("/dev/shm") / f"dso-{os.geteuid()}" / home_key(root) / "secrets"  # noqa: S108
 
 
-def filesystem_magic(path: Path) -> int:
-    """``statfs(path).f_type``; raises :class:`OSError`."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    buf = ctypes.create_string_buffer(512)  # struct statfs is 120 bytes on 64-bit Linux
-    if libc.statfs(os.fsencode(path), buf) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), str(path))
-    # f_type is the first member, a C long, on every Linux ABI.
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+def home_key(root: Path) -> str:
+    """A short name for the dso home ``root``: its real path, hashed (12 hex digits)."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:12]
 
 
 def filesystem_type(path: Path) -> str:
@@ -89,17 +107,19 @@ def _unescape_mount(text: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
-def require_tmpfs(path: Path) -> None:
-    """Raise :class:`StorageError` unless ``path`` is on a tmpfs."""
+def require_tmpfs(path: Path, fd: int | None = None) -> None:
+    """Raise :class:`StorageError` unless ``path`` (the open directory ``fd`` if given) is on
+    a tmpfs."""
     try:
-        magic = filesystem_magic(path)
+        magic = filesystem_magic(path if fd is None else fd)
     except OSError as exc:
         raise StorageError(f"cannot check the file system of {path}: {exc.strerror}") from None
     if magic != TMPFS_MAGIC:
         raise StorageError(
             f"{path} is on {filesystem_type(path)}, not a tmpfs: secret files must never reach "
             "a disk, so dso refuses to write them there",
-            hint=f"unset {SECRETS_DIR_ENV}, or point it at a tmpfs (e.g. /dev/shm/...)",
+            hint=f"unset {SECRETS_DIR_ENV}, or point it at a directory on a tmpfs that dso "
+            "creates itself (e.g. /dev/shm/dso-$(id -u)/secrets)",
         )
 
 
@@ -115,46 +135,66 @@ class SecretsDir:
     # -- set-up ----------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the base (0700) and check it: ours, private, not a symlink, on a tmpfs."""
-        try:
-            self._create(self.base)
-        except OSError as exc:
-            raise StorageError(f"cannot create {self.base}: {exc.strerror}") from None
-        self._check_ownership()
-        require_tmpfs(self.base)
+        """Create what is missing of the base (0700) and check it (see :meth:`check`)."""
+        self._walk(create=True)
 
-    def _create(self, path: Path) -> None:
-        if path.exists() or path.is_symlink():
-            return
-        self._create(path.parent)
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
+    def check(self) -> None:
+        """Refuse an unsafe base (:class:`StorageError`), changing nothing.
 
-    def _check_ownership(self) -> None:
-        """The base and every directory above it must be ours or root's, writable by no one else.
-
-        ``/dev/shm`` is world-writable: a directory someone else created there (or a symlink)
-        could be swapped under us, so it is refused rather than used. Sticky directories
-        (``/dev/shm`` and ``/tmp`` themselves) are fine: others cannot rename our entries.
+        The base must be a real directory of dso's uid, writable by no one else, not sticky,
+        on a tmpfs; every directory above it must belong to dso's uid or root and be writable
+        by no one else unless sticky (``/dev/shm`` and ``/tmp`` are: others cannot rename our
+        entries there). A missing base passes when dso could create it safely.
         """
-        me = os.geteuid()
-        path = self.base.absolute()
-        while True:
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
-                raise _unsafe(path, "is a symlink")
-            if st.st_uid not in (me, 0):
-                raise _unsafe(path, f"belongs to uid {st.st_uid}, not to dso's uid {me}")
-            if path == self.base.absolute():
-                if not stat.S_ISDIR(st.st_mode):
-                    raise _unsafe(path, "is not a directory")
-                if st.st_mode & 0o077:
-                    os.chmod(path, 0o700)
-            elif st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-                raise _unsafe(path, "is writable by others")
-            if path.parent == path:
-                return
-            path = path.parent
+        self._walk(create=False)
+
+    def exists(self) -> bool:
+        """True when something (even a symlink) is at the base's path."""
+        return os.path.lexists(self.base)
+
+    def _walk(self, *, create: bool) -> None:
+        base = Path(os.path.abspath(self.base))
+        deepest = Path("/")
+        for path in [*reversed(base.parents), base]:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if not create:
+                    break
+                try:
+                    os.mkdir(path, 0o700)
+                except FileExistsError:
+                    pass  # made meanwhile by someone else: checked as found
+                except OSError as exc:
+                    raise StorageError(
+                        f"cannot create {path}: {exc.strerror}", hint=_HINT
+                    ) from None
+                st = os.lstat(path)
+            if path == base:
+                _check_base(path, st)
+            else:
+                _check_above(path, st)
+            deepest = path
+        # A symlink above the base (/var/run -> /run) leads to directories checked here.
+        real = Path(os.path.realpath(base.parent))
+        for path in [*reversed(real.parents), real]:
+            with contextlib.suppress(FileNotFoundError):
+                _check_above(path, os.lstat(path))
+        if deepest == base:
+            os.close(self._open_base())
+        else:
+            require_tmpfs(deepest)
+
+    def _open_base(self) -> int:
+        """A descriptor of the checked base (not through a symlink), on a tmpfs."""
+        fd = open_dir(self.base)
+        try:
+            _check_base(self.base, os.fstat(fd))
+            require_tmpfs(self.base, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -188,7 +228,11 @@ class SecretsDir:
         """Hold the project's lock; with ``wait=False`` yields False instead of waiting."""
         path = self.base / f".{project}.lock"
         self.project_dir(project)  # validates the name
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            raise _unsafe(path, f"cannot be opened as a lock file ({exc.strerror})") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -202,22 +246,63 @@ class SecretsDir:
     def write_service(
         self, project: str, service: str, files: Mapping[str, SecretValue], owner: Owner
     ) -> Path:
-        """Publish ``files`` for ``service`` (atomic ``..data`` swap); returns its directory."""
+        """Publish ``files`` for ``service`` (atomic ``..data`` swap); returns its directory.
+
+        The project directory must be a real directory of dso's, writable by no one else (a
+        symlink planted there is refused, never followed); :func:`publish` checks the rest.
+        """
         project_dir = self.project_dir(project)
-        with contextlib.suppress(FileExistsError):
-            project_dir.mkdir(mode=0o700)
         target = self.service_dir(project, service)
+        base_fd = self._open_base()
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(project, 0o700, dir_fd=base_fd)
+            fd = open_dir(project, dir_fd=base_fd, shown=project_dir)
+            try:
+                st = os.fstat(fd)
+                if st.st_uid != os.geteuid():
+                    raise _unsafe(project_dir, f"belongs to uid {st.st_uid}, not to dso's")
+                if st.st_mode & 0o022:
+                    raise _unsafe(project_dir, "is writable by others")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageError(f"cannot create {project_dir}: {exc.strerror}") from None
+        finally:
+            os.close(base_fd)
         publish(target, files, owner)
         return target
 
     def remove_project(self, project: str) -> bool:
-        """Remove every secret file of ``project``; True if there was something to remove."""
+        """Remove every secret file of ``project``; True if a directory of it was removed.
+
+        A symlink in its place is refused (dso never makes one): nothing is removed, neither
+        the link nor what it points to.
+        """
         path = self.project_dir(project)
-        existed = path.exists()
-        remove_tree(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            removed = False
+        else:
+            if not stat.S_ISDIR(st.st_mode):
+                what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise StorageError(
+                    f"refusing to remove {path}: it is {what}, which dso never makes there; "
+                    "nothing was removed",
+                    hint=f"look at it and remove it by hand (rm {path}); dso did not make it",
+                )
+            try:
+                remove_tree(path)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot remove every secret file under {path}: {exc.strerror}",
+                    hint="check the permissions of the secrets directory",
+                ) from None
+            removed = True
         with contextlib.suppress(FileNotFoundError):
             (self.base / f".{project}.lock").unlink()
-        return existed
+        return removed
 
     def idle_for(self, project: str, now: float) -> float:
         """Seconds since anything of ``project`` was last written (its dirs' newest mtime)."""
@@ -242,8 +327,40 @@ class SecretsDir:
         return removed
 
 
+_HINT = (
+    f"dso changes no directory it did not create: unset {SECRETS_DIR_ENV}, or point it at a "
+    "directory dso creates itself, e.g. /dev/shm/dso-$(id -u)/secrets; or make this one yours "
+    "and private (chown, chmod 700)"
+)
+
+
+def _check_base(path: Path, st: os.stat_result) -> None:
+    me = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        raise _unsafe(path, "is a symlink")
+    if not stat.S_ISDIR(st.st_mode):
+        raise _unsafe(path, "is not a directory")
+    if st.st_uid != me:
+        raise _unsafe(path, f"belongs to uid {st.st_uid}, not to dso's uid {me}")
+    if st.st_mode & stat.S_ISVTX:
+        raise _unsafe(path, "is sticky: a directory shared by every user, like /dev/shm or /tmp")
+    if st.st_mode & 0o022:
+        raise _unsafe(path, f"is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
+
+
+def _check_above(path: Path, st: os.stat_result) -> None:
+    """A directory above the base: nobody but dso's uid and root may replace what is in it."""
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        kind = "a symlink that" if stat.S_ISLNK(st.st_mode) else "a directory that"
+        raise _unsafe(path, f"is {kind} belongs to uid {st.st_uid}, not to dso's uid {me}")
+    if stat.S_ISLNK(st.st_mode):
+        return  # where it leads is checked too
+    if not stat.S_ISDIR(st.st_mode):
+        raise _unsafe(path, "is not a directory")
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise _unsafe(path, "is writable by others")
+
+
 def _unsafe(path: Path, why: str) -> StorageError:
-    return StorageError(
-        f"refusing to keep secrets under {path}: it {why}",
-        hint=f"remove it, or set {SECRETS_DIR_ENV} to a private directory on a tmpfs",
-    )
+    return StorageError(f"refusing to keep secrets under {path}: it {why}", hint=_HINT)

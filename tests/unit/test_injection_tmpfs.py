@@ -18,8 +18,9 @@ from kernel.injection.tmpfs import (
     default_base,
     filesystem_magic,
     filesystem_type,
+    home_key,
 )
-from kernel.paths import agent_layout
+from kernel.paths import agent_layout, local_layout
 from kernel.secret_value import SecretValue
 
 ME = Owner(os.geteuid(), os.getegid())
@@ -140,13 +141,18 @@ def test_a_base_on_disk_is_refused(tmp_path: Path) -> None:
     assert filesystem_type(tmp_path) in str(info.value)
 
 
-def test_prepare_creates_a_private_base_and_tightens_its_mode(shm: Path) -> None:
+def test_prepare_creates_a_private_base_and_never_changes_an_existing_one(shm: Path) -> None:
     base = shm / "dso" / "secrets"
     SecretsDir(base).prepare()
     assert mode(base) == 0o700 and mode(base.parent) == 0o700
+    # Readable by others, writable by no one else: used as it is, never chmod-ed.
     base.chmod(0o755)
     SecretsDir(base).prepare()
-    assert mode(base) == 0o700
+    assert mode(base) == 0o755
+    base.chmod(0o775)
+    with pytest.raises(StorageError, match="is writable by others"):
+        SecretsDir(base).prepare()
+    assert mode(base) == 0o775
 
 
 def test_a_symlinked_or_shared_base_is_refused(shm: Path) -> None:
@@ -168,11 +174,16 @@ def test_a_symlinked_or_shared_base_is_refused(shm: Path) -> None:
         SecretsDir(shared / "secrets").prepare()
 
 
-def test_default_base_follows_env_mode_and_xdg() -> None:
-    assert default_base(env={"DSO_SECRETS_DIR": "/x/y"}) == Path("/x/y")
+def test_default_base_follows_env_mode_and_xdg(tmp_path: Path) -> None:
+    layout = local_layout(tmp_path / "home")
+    key = home_key(tmp_path / "home")
+    assert len(key) == 12
+    assert default_base(layout, env={"DSO_SECRETS_DIR": "/x/y"}) == Path("/x/y")
     assert default_base(agent_layout(), env={}) == Path("/run/dso/secrets")
-    assert default_base(env={"XDG_RUNTIME_DIR": "/run/user/7"}) == Path("/run/user/7/dso/secrets")
-    assert default_base(env={}) == Path(f"/dev/shm/dso-{os.geteuid()}/secrets")
+    assert default_base(layout, env={"XDG_RUNTIME_DIR": "/run/user/7"}) == Path(
+        f"/run/user/7/dso/{key}/secrets"
+    )
+    assert default_base(layout, env={}) == Path(f"/dev/shm/dso-{os.geteuid()}/{key}/secrets")
 
 
 def test_project_and_service_names_cannot_escape(shm: Path) -> None:
