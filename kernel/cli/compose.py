@@ -190,11 +190,15 @@ def _down(app: Application, compose_args: ComposeArgs) -> int:
     if code != 0:
         return code
     secrets_dir = SecretsDir(default_base(app.layout))
-    if secrets_dir.base.is_dir():
+    if secrets_dir.exists():
+        # An unsafe base (a symlink, another user's, shared) is refused, not cleaned up.
+        secrets_dir.check()
         with secrets_dir.locked(name):
             removed = secrets_dir.remove_project(name)
         if removed:
-            Progress().line(f"removed the secret files of project {name}")
+            Progress().line(
+                f"removed the secret files of project {name} ({secrets_dir.project_dir(name)})"
+            )
         remove_stale_projects(secrets_dir, os.environ)
     return code
 

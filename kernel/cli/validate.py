@@ -2,12 +2,13 @@
 
 Reads the project as ``docker dso up`` does, resolves every reference (values are fetched to
 prove they exist, then dropped: never printed), and checks what delivery needs (file names,
-users, mount paths, values an environment variable can hold).
+users, mount paths, values an environment variable can hold, and for ``dsofile://`` the secrets
+directory, checked as ``up`` checks it but never created).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,7 +16,10 @@ from kernel.cli.app import Application, pass_app
 from kernel.cli.compose import PASSTHROUGH
 from kernel.cli.progress import plural
 from kernel.compose.args import split_args
-from kernel.errors import ComposeError, ExitCode, UsageError
+from kernel.errors import ComposeError, ExitCode, StorageError, UsageError
+
+if TYPE_CHECKING:
+    from kernel.compose.scan import Problem, Scan
 
 
 @click.command(context_settings=PASSTHROUGH)
@@ -57,8 +61,12 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
     problems = list(scan.problems)
     values, more = resolve(scan, resolver)
     problems += more
-    located = locate_problems(project, problems)
     failed = {(p.service, p.variable) for p in problems}
+    storage = _secrets_dir_problem(app, scan)
+    if storage is not None:
+        problems.append(storage)
+        failed |= {(n, v) for n, s in scan.services.items() for v in s.files}
+    located = locate_problems(project, problems)
     references = []
     for name, wanted in scan.services.items():
         for variable, written in wanted.written.items():
@@ -92,6 +100,21 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
         app.abort(f"{summary}: {plural(len(located), 'problem')}", ExitCode.ERROR)
     if not as_json:
         app.info(f"{summary}: all valid")
+
+
+def _secrets_dir_problem(app: Application, scan: Scan) -> Problem | None:
+    """The refusal ``up`` would give for the secrets directory, if ``dsofile://`` is used."""
+    from kernel.compose.scan import Problem
+    from kernel.injection.tmpfs import SecretsDir, default_base
+
+    users = sorted(name for name, wanted in scan.services.items() if wanted.files)
+    if not users:
+        return None
+    try:
+        SecretsDir(default_base(app.layout)).check()
+    except StorageError as exc:
+        return Problem(", ".join(users), None, None, exc)
+    return None
 
 
 def _document(

@@ -154,6 +154,11 @@ class SecretsDir:
 
     def _walk(self, *, create: bool) -> None:
         base = Path(os.path.abspath(self.base))
+        # A symlink above the base (/var/run -> /run) leads to directories checked first.
+        real = Path(os.path.realpath(base.parent))
+        for path in [*reversed(real.parents), real]:
+            with contextlib.suppress(FileNotFoundError):
+                _check_above(path, os.lstat(path))
         deepest = Path("/")
         for path in [*reversed(base.parents), base]:
             try:
@@ -175,11 +180,6 @@ class SecretsDir:
             else:
                 _check_above(path, st)
             deepest = path
-        # A symlink above the base (/var/run -> /run) leads to directories checked here.
-        real = Path(os.path.realpath(base.parent))
-        for path in [*reversed(real.parents), real]:
-            with contextlib.suppress(FileNotFoundError):
-                _check_above(path, os.lstat(path))
         if deepest == base:
             os.close(self._open_base())
         else:

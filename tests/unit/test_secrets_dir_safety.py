@@ -249,3 +249,31 @@ def test_two_homes_of_one_user_get_different_bases(tmp_path: Path) -> None:
     # DSO_SECRETS_DIR still names the base itself.
     env = {"DSO_SECRETS_DIR": "/dev/shm/mine"}
     assert default_base(local_layout(one), env=env) == default_base(local_layout(two), env=env)
+
+
+@as_root
+def test_directories_and_symlinks_above_the_base_must_be_dsos_or_roots(shm: Path) -> None:
+    theirs = shm / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, NOBODY, NOBODY)
+    with pytest.raises(StorageError, match=f"{theirs}: it is a directory that belongs to uid"):
+        SecretsDir(theirs / "secrets").prepare()
+    assert not (theirs / "secrets").exists()
+    # A symlink of another user above the base: it could be pointed anywhere.
+    safe = shm / "safe"
+    safe.mkdir(mode=0o700)
+    (shm / "their-link").symlink_to(safe)
+    os.lchown(shm / "their-link", NOBODY, NOBODY)
+    with pytest.raises(StorageError, match="is a symlink that belongs to uid"):
+        SecretsDir(shm / "their-link" / "secrets").prepare()
+    # dso's own symlink is followed, and where it leads is checked too.
+    (shm / "my-link").symlink_to(safe)
+    SecretsDir(shm / "my-link" / "secrets").prepare()
+    assert mode(safe / "secrets") == 0o700
+    open_dir = shm / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    (shm / "to-open").symlink_to(open_dir)
+    with pytest.raises(StorageError, match=f"{open_dir}: it is writable by others"):
+        SecretsDir(shm / "to-open" / "secrets").prepare()
+    assert not (open_dir / "secrets").exists()
