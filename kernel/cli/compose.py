@@ -83,6 +83,7 @@ def _up(
     resolver: Resolver,
 ) -> int:
     """``up`` once the project is read: resolve, deliver, run compose."""
+    import contextlib
     import os
 
     from kernel.compose.inject import (
@@ -94,6 +95,7 @@ def _up(
     )
     from kernel.compose.rewrite import rewrite_model
     from kernel.compose.runner import run_with_model
+    from kernel.injection.atomic_dir import remove_retired
     from kernel.injection.tmpfs import SecretsDir, default_base
 
     _show_compose_warnings(progress, project.warnings)
@@ -144,7 +146,7 @@ def _up(
     remove_stale_projects(secrets_dir, project.env, keep=project.name)
     rewritten = rewrite_model(project.model, scan, values, dirs)
     del values
-    return run_with_model(
+    code = run_with_model(
         project.name,
         project.files.working_dir,
         compose_args,
@@ -154,6 +156,13 @@ def _up(
         cwd=project.cwd,
         env=os.environ,
     )
+    if dirs:
+        # The versions this run replaced go once no container can still be reading them (best
+        # effort: the next publication removes what is left).
+        with secrets_dir.locked(project.name), contextlib.suppress(OSError):
+            for directory in dirs.values():
+                remove_retired(directory, wait=True)
+    return code
 
 
 @click.command(context_settings=PASSTHROUGH)

@@ -7,10 +7,12 @@ A target directory looks like this (``ls -la``)::
     DB_PASSWORD -> ..data/DB_PASSWORD
 
 An update writes a new timestamped directory, then renames a fresh ``..data`` symlink over the
-old one: ``rename(2)`` is atomic, so a reader that opens ``DB_PASSWORD`` sees either every old
-file or every new one, never a mix. The per-key links are relative, so they resolve the same on
-the host and inside a container that bind-mounts the target directory. The old timestamped
-directory is removed after the swap.
+old one: ``rename(2)`` is atomic, so a reader that resolves ``..data`` once and opens every file
+through that directory sees either every old file or every new one, never a mix (one that opens
+``A`` then ``B`` through the per-key links may straddle a swap). The per-key links are relative,
+so they resolve the same on the host and inside a container that bind-mounts the target
+directory. The version a swap replaced stays :data:`RETIRED_GRACE` seconds for readers still in
+it (:func:`remove_retired`); older ones are removed at the swap.
 
 Every directory is opened without following a symlink at its last component, and written only
 when it is on a tmpfs: the parent of a target must be dso's own and writable by no one else (so
@@ -41,6 +43,11 @@ from kernel.secret_value import SecretValue
 #: The symlink naming the current timestamped directory.
 DATA = "..data"
 _DATA_TMP = "..data_tmp"
+#: Seconds a version directory is kept after the swap that replaced it: how long a reader may
+#: take between resolving ``..data`` and opening its last file through it. Such a reader needs
+#: microseconds; 2 s also covers a process descheduled or CPU-throttled many times over (the
+#: CFS quota period is 0.1 s), and a ``reload`` rotation waits it out (docs/rotation.md).
+RETIRED_GRACE = 2.0
 #: ``f_type`` of a tmpfs in ``statfs(2)`` (linux/magic.h).
 TMPFS_MAGIC = 0x01021994
 #: Opens a directory, never what a symlink points to.
@@ -86,6 +93,7 @@ def _publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Pa
     _make_target(target, owner)
     stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime())
     version = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=target))
+    previous = _current_version(target)
     try:
         for name, value in files.items():
             _write(version / name, value, owner)
@@ -96,19 +104,78 @@ def _publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Pa
     except BaseException:
         remove_tree(version)
         raise
+    _remove_older(target, version.name, previous, files)
+    return version
+
+
+def _current_version(target: Path) -> str | None:
+    """The version directory ``..data`` names now, or None."""
+    try:
+        name = os.readlink(target / DATA)
+    except OSError:
+        return None
+    return name if name.startswith("..") and "/" not in name else None
+
+
+def _remove_older(
+    target: Path, current: str, previous: str | None, files: Mapping[str, SecretValue]
+) -> None:
+    """After a swap: remove every version but ``current`` and ``previous``, the leftovers of an
+    interrupted run, and the links of files no longer published.
+
+    ``previous`` stays for readers that resolved ``..data`` just before the swap
+    (:func:`remove_retired` removes it after :data:`RETIRED_GRACE`); anything older was retired
+    by an earlier swap and goes at once, so at most two versions ever exist.
+    """
     for entry in os.scandir(target):
         name = entry.name
-        if name in (DATA, version.name):
+        if name in (DATA, current, previous):
             continue
         if name.startswith(".."):
-            # Older versions (the previous one included) and leftovers of an interrupted run.
             if entry.is_dir(follow_symlinks=False):
                 remove_tree(Path(entry.path))
             elif entry.is_symlink():
                 os.unlink(entry.path)
         elif name not in files and entry.is_symlink():
             os.unlink(entry.path)
-    return version
+
+
+def remove_retired(
+    target: Path, *, grace: float | None = None, wait: bool = False, now: float | None = None
+) -> list[Path]:
+    """Remove the versions of ``target`` that ``..data`` no longer names once no reader can be
+    in them any more; returns the directories removed.
+
+    A version was retired by the swap that created the current ``..data`` link (its lstat
+    mtime). It is removed ``grace`` seconds later (default :data:`RETIRED_GRACE`; ``0`` when no
+    reader can remain, e.g. nothing has the directory mounted yet). Before that, nothing is
+    removed, unless ``wait`` is set: then what remains of the grace is slept out first.
+    """
+    grace = RETIRED_GRACE if grace is None else grace
+    data = target / DATA
+    try:
+        before = os.lstat(data)
+        current = os.readlink(data)
+        if os.lstat(data).st_ino != before.st_ino:
+            return []  # swapped meanwhile: that writer removes what it retired
+    except FileNotFoundError:
+        return []
+    left = before.st_mtime + grace - (time.time() if now is None else now)
+    if left > 0:
+        if not wait:
+            return []
+        time.sleep(min(left, grace))  # capped: a wall clock set back must not stall us
+    removed = []
+    for entry in os.scandir(target):
+        if entry.name in (DATA, current) or not entry.name.startswith(".."):
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.stat(follow_symlinks=False).st_mtime > before.st_mtime:
+            continue  # written after the swap: another writer's version in progress
+        remove_tree(Path(entry.path))
+        removed.append(Path(entry.path))
+    return removed
 
 
 def current_files(target: Path) -> dict[str, bytes]:

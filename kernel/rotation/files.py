@@ -3,7 +3,8 @@
 The files live in a directory on a host tmpfs, bind-mounted read-only into the container at its
 secrets path (label ``dso.secrets.path``, default ``/run/secrets/dso``), published with the
 atomic ``..data`` symlink swap of :mod:`kernel.injection.atomic_dir`, so a reader inside the
-container sees all old files or all new ones.
+container that resolves ``..data`` once sees all old files or all new ones (docs/rotation.md,
+"Reading a set of files consistently").
 
 - ``rolling`` and ``restart`` give the new container **its own directory**, a sibling of the old
   one named ``<dir>@<rotation id>`` (``shop/web@1a2b3c4d`` next to ``shop/web``), holding the
@@ -12,7 +13,9 @@ container sees all old files or all new ones.
   container is gone, its directory is removed too if it was a rotation's own (the shared
   directory ``docker dso up`` writes is never removed here).
 - ``reload`` keeps the container, so its directory is switched in place; a rollback publishes
-  the snapshot taken before.
+  the snapshot taken before. The version a swap replaced is kept for readers still in it, and
+  removed once :data:`~kernel.injection.atomic_dir.RETIRED_GRACE` has passed: the rotation waits
+  that long (holding its lock) before it ends, so no old value outlives it on the tmpfs.
 
 Rotation directories no container mounts any more (a crash, a rollback kept for inspection
 that ``recover`` later removed) are removed by :func:`discard_unmounted` and :func:`sweep`.
@@ -31,7 +34,13 @@ from kernel.compose.scan import DEFAULT_MOUNT, MOUNT_LABEL
 from kernel.containers.client import docker_errors
 from kernel.containers.view import ContainerView
 from kernel.errors import DSOError, RotationBusyError, RotationError
-from kernel.injection.atomic_dir import Owner, current_files, publish, remove_tree
+from kernel.injection.atomic_dir import (
+    Owner,
+    current_files,
+    publish,
+    remove_retired,
+    remove_tree,
+)
 from kernel.injection.filenames import file_name
 from kernel.injection.tmpfs import require_tmpfs
 from kernel.log import get_logger
@@ -165,6 +174,9 @@ class FileDelivery:
         if self.new_dir is not None:
             publish(self.new_dir, self.files.updated(self.changed), self.files.owner())
             self._made = True
+            # The empty version of prepare(): the new container has not started, nobody reads it.
+            with contextlib.suppress(OSError):
+                remove_retired(self.new_dir, grace=0)
         elif self.in_place:
             self._snapshot = self.files.snapshot()
             self.files.publish(self.changed)
@@ -177,6 +189,22 @@ class FileDelivery:
         if self.new_dir is not None and self._made and not keep_new:
             remove_tree(self.new_dir)
         return False
+
+    def retire_replaced(self) -> None:
+        """After ``reload``'s signal and gate (or its rollback): wait until no reader can still
+        be in the version the swap replaced, then remove it, so the old values leave the tmpfs.
+
+        Waits out what remains of ``RETIRED_GRACE`` since the swap. Best effort: on failure the
+        next publication of the directory removes it.
+        """
+        if self.files is None or self._snapshot is None:
+            return
+        try:
+            remove_retired(self.files.directory, wait=True)
+        except OSError as exc:
+            log.warning(
+                "could not remove the replaced secret files in %s: %s", self.files.directory, exc
+            )
 
     def retire_old(self, client: docker.DockerClient) -> None:
         """After the old container is removed: drop its directory if it was a rotation's own.

@@ -128,6 +128,7 @@ class RotationRun:
             return outcome
         self.observer.after_swap(self._event(step=self.entry.step))
         if strategy is Strategy.RELOAD:
+            self.files.retire_replaced()
             return self._complete()
         try:
             if strategy is Strategy.ROLLING:
@@ -276,6 +277,7 @@ class RotationRun:
                 self.swap.remove_new()
         if self.files.undo(keep_new=keep_new) and self.plan.strategy is Strategy.RELOAD:
             self._signal()
+            self.files.retire_replaced()
         if self._old_stopped and self.entry.old_running:
             self.swap.start_old()
             current = find(self.swap.client, self.swap.old.id)
