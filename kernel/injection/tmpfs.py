@@ -329,8 +329,8 @@ class SecretsDir:
 
 _HINT = (
     f"dso changes no directory it did not create: unset {SECRETS_DIR_ENV}, or point it at a "
-    "directory dso creates itself, e.g. /dev/shm/dso-$(id -u)/secrets; or make this one yours "
-    "and private (chown, chmod 700)"
+    "directory that does not exist yet, which dso creates (0700), e.g. "
+    "/dev/shm/dso-$(id -u)/secrets"  # noqa: S108
 )
 
 
