@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import hmac
 import os
 import shutil
 import stat
@@ -91,9 +92,13 @@ def publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Pat
 
 def _publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Path:
     _make_target(target, owner)
+    previous = _current_version(target)
+    if previous is not None and _holds(target, previous, files, owner):
+        # Nothing to switch (``up`` with unchanged secrets): no swap, so nothing is retired and
+        # no reader has to be waited for.
+        return target / previous
     stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime())
     version = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=target))
-    previous = _current_version(target)
     try:
         for name, value in files.items():
             _write(version / name, value, owner)
@@ -106,6 +111,47 @@ def _publish(target: Path, files: Mapping[str, SecretValue], owner: Owner) -> Pa
         raise
     _remove_older(target, version.name, previous, files)
     return version
+
+
+def _holds(target: Path, version: str, files: Mapping[str, SecretValue], owner: Owner) -> bool:
+    """``target`` already shows exactly ``files`` through ``version``: same names and bytes,
+    0400 and ``owner``'s, every per-key link in place and none left over."""
+    try:
+        fd = open_dir(target / version)
+    except (OSError, StorageError):
+        return False
+    try:
+        if sorted(os.listdir(fd)) != sorted(files):
+            return False
+        for name, value in files.items():
+            if os.readlink(target / name) != f"{DATA}/{name}":
+                return False
+            file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                st = os.fstat(file_fd)
+                wanted = value.reveal()
+                if (st.st_uid, st.st_gid, st.st_mode & 0o7777) != (owner.uid, owner.gid, 0o400):
+                    return False
+                if st.st_size != len(wanted) or not hmac.compare_digest(
+                    _read_all(file_fd, st.st_size), wanted
+                ):
+                    return False
+            finally:
+                os.close(file_fd)
+        links = {e.name for e in os.scandir(target) if not e.name.startswith("..")}
+        return links == set(files)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while size > 0 and (chunk := os.read(fd, size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _current_version(target: Path) -> str | None:
@@ -160,22 +206,25 @@ def remove_retired(
             return []  # swapped meanwhile: that writer removes what it retired
     except FileNotFoundError:
         return []
+    retired = [
+        Path(entry.path)
+        for entry in os.scandir(target)
+        if entry.name not in (DATA, current)
+        and entry.name.startswith("..")
+        and entry.is_dir(follow_symlinks=False)
+        # One written after the swap is another writer's version in progress.
+        and entry.stat(follow_symlinks=False).st_mtime <= before.st_mtime
+    ]
+    if not retired:
+        return []  # nothing to wait for
     left = before.st_mtime + grace - (time.time() if now is None else now)
     if left > 0:
         if not wait:
             return []
         time.sleep(min(left, grace))  # capped: a wall clock set back must not stall us
-    removed = []
-    for entry in os.scandir(target):
-        if entry.name in (DATA, current) or not entry.name.startswith(".."):
-            continue
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        if entry.stat(follow_symlinks=False).st_mtime > before.st_mtime:
-            continue  # written after the swap: another writer's version in progress
-        remove_tree(Path(entry.path))
-        removed.append(Path(entry.path))
-    return removed
+    for path in retired:
+        remove_tree(path)
+    return retired
 
 
 def current_files(target: Path) -> dict[str, bytes]:

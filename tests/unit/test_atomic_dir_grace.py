@@ -142,3 +142,24 @@ def test_a_new_container_directory_holds_only_its_version(shm: Path) -> None:
     assert delivery.new_dir is not None
     assert len(versions(delivery.new_dir)) == 1  # the empty one of prepare() went at once
     assert current_files(delivery.new_dir) == {"USER": b"v1-user", "PASS": b"v2-pass"}
+
+
+def test_publishing_the_same_files_again_swaps_nothing_and_waits_for_nothing(shm: Path) -> None:
+    """``up`` with unchanged secrets must not retire a version (and then wait out its grace)."""
+    target = shm / "web"
+    first = publish(target, pair(1), ME)
+    link = os.lstat(target / DATA)
+
+    again = publish(target, pair(1), ME)
+
+    assert again == first and versions(target) == [first.name]
+    assert os.lstat(target / DATA).st_ino == link.st_ino  # no swap
+    started = time.monotonic()
+    assert remove_retired(target, wait=True) == []
+    assert time.monotonic() - started < RETIRED_GRACE / 4
+    # A changed value, or a file fewer, is a real update.
+    assert publish(target, pair(2), ME) != first
+    assert current_files(target) == {"USER": b"v2-user", "PASS": b"v2-pass"}
+    publish(target, {"USER": SecretValue("v2-user")}, ME)
+    assert current_files(target) == {"USER": b"v2-user"}
+    assert not (target / "PASS").is_symlink()
