@@ -5,9 +5,9 @@ so waiting for Docker's ``healthy`` would take 30 s) sits behind a network alias
 user-defined network. Each round:
 
 - ``dso``: one rolling rotation through the engine (journal, lock, clone, health gate, swap);
-- ``bare``: the same Docker calls alone, back to back on the same client: create the copy,
-  start it, run the health command through exec until it passes, rename both, disconnect, stop
-  and remove the old container.
+- ``bare``: the same Docker calls alone, back to back on the same client: create the copy
+  (without the alias), start it, run the health command through exec until it passes, re-attach
+  it with the alias, rename both, disconnect, stop and remove the old container.
 
 The overhead is dso minus bare (journal writes, inspections, planning). Targets (DESIGN.md §9):
 overhead ≤ 1 s, and the whole rotation ≤ 1.5 s. Needs Docker and the dso-test/busybox:1 image.
@@ -31,6 +31,7 @@ import docker.types
 from kernel.config.model import RotationConfig
 from kernel.containers.client import connect
 from kernel.containers.clone import clone_spec, create
+from kernel.containers.clone import connect as join_network
 from kernel.containers.health import probe_for, wait_healthy
 from kernel.containers.view import ContainerView
 from kernel.rotation import Journal, RotationEngine, TargetLocks
@@ -53,8 +54,10 @@ PHASES = (
     "deliver_files",
     "start_new",
     "health_gate",
+    "attach_aliases",
     "rename_old",
     "rename_new",
+    "restart_policy",
     "disconnect_old",
     "stop_old",
     "remove_old",
@@ -81,7 +84,7 @@ def bare_rotation(client: docker.DockerClient, name: str, value: str) -> dict[st
         mark = now
 
     old = ContainerView(client.api.inspect_container(name))
-    spec = clone_spec(old, name=f"{name}_bare", env={"MSG": SecretValue(value)})
+    spec = clone_spec(old, name=f"{name}_bare", env={"MSG": SecretValue(value)}, defer_aliases=True)
     new_id = create(client, spec)
     lap("create")
     client.api.start(new_id)
@@ -89,6 +92,10 @@ def bare_rotation(client: docker.DockerClient, name: str, value: str) -> dict[st
     report = wait_healthy(client, new_id, probe_for(old), timeout=30)
     assert report.healthy, report
     lap("health")
+    for network in old.networks:
+        client.api.disconnect_container_from_network(new_id, network.network_id)
+        join_network(client, new_id, network)
+    lap("attach")
     client.api.rename(old.id, f"{name}_bare_old")
     client.api.rename(new_id, name)
     lap("rename")

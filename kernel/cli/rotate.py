@@ -16,13 +16,11 @@ import click
 
 from kernel.cli.app import Application, pass_app
 from kernel.cli.rotate_output import show_result
-from kernel.errors import DSOError, ExitCode
+from kernel.cli.rotation_kit import finish_project, project_hasher, rollout_services, start_project
+from kernel.errors import ExitCode
 from kernel.rotation.choose import CHOICES
 
 if TYPE_CHECKING:
-    from kernel.compose.args import ComposeArgs
-    from kernel.compose.confighash import ComposeHasher
-    from kernel.compose.inject import PendingProject, Project
     from kernel.rotation.batch import TargetResult
 
 
@@ -107,14 +105,10 @@ def rotate(
       docker dso rotate web --force --json | jq '.rotations[0].phases'
     """
     import dataclasses
-    import threading
 
     from kernel.compose.args import split_args
     from kernel.config import load_config
     from kernel.containers.client import connect
-    from kernel.extensions import Extensions
-    from kernel.injection.host_resolver import ProviderHostResolver
-    from kernel.provider_host import ProviderHost
     from kernel.rotation import Journal, TargetLocks
     from kernel.rotation.batch import Batch, BatchSettings
     from kernel.rotation.targets import resolve_targets
@@ -126,54 +120,40 @@ def rotate(
     if project_directory:
         tokens.append(f"--project-directory={project_directory}")
     compose_args = split_args(tokens)
-    with _start_project(compose_args) as pending:
+    with start_project(compose_args) as pending:
         config = load_config(app.config_path).config
         rotation = config.agent.rotation
         if timeout is not None:
             rotation = dataclasses.replace(rotation, timeout=timeout)
         client = connect()
-        project, name = _finish_project(app, compose_args, pending)
-    hasher = _hasher(app, project)
+        project, name = finish_project(app, compose_args, pending)
+    hasher = project_hasher(app, project)
     services = list((project.model.get("services") or {}) if project else ())
     chosen = resolve_targets(client, targets, project=name, services=services)
     client.close()
 
-    hosts: list[ProviderHost] = []
-    hosts_lock = threading.Lock()
+    with rollout_services(app, config) as (resolver, extensions):
+        settings = BatchSettings(
+            journal=Journal(app.layout.state),
+            locks=TargetLocks(app.layout.locks),
+            config=rotation,
+            observer=extensions,
+            strategy=strategy,
+            force=force,
+            dry_run=dry_run,
+            wait=wait,
+            concurrency=concurrency,
+        )
+        batch = Batch(settings, connect=connect, resolver=resolver, hasher=hasher)
+        single = len(chosen) == 1 and not as_json
 
-    def open_host() -> ProviderHost:
-        with hosts_lock:  # one host for every target (thread): one process per provider
-            if not hosts:
-                hosts.append(ProviderHost(config, app.layout))
-            return hosts[0]
+        def shown(result: TargetResult) -> None:
+            if single and result.error is not None and result.untouched:
+                return  # raised below: one line, its hint and its exit code
+            if not as_json:
+                show_result(app, result, dry_run=dry_run)
 
-    resolver = ProviderHostResolver(config, open_host, keep_open=True)
-    try:
-        with Extensions.load(app.layout, config.extensions) as extensions:
-            settings = BatchSettings(
-                journal=Journal(app.layout.state),
-                locks=TargetLocks(app.layout.locks),
-                config=rotation,
-                observer=extensions,
-                strategy=strategy,
-                force=force,
-                dry_run=dry_run,
-                wait=wait,
-                concurrency=concurrency,
-            )
-            batch = Batch(settings, connect=connect, resolver=resolver, hasher=hasher)
-            single = len(chosen) == 1 and not as_json
-
-            def shown(result: TargetResult) -> None:
-                if single and result.error is not None and result.untouched:
-                    return  # raised below: one line, its hint and its exit code
-                if not as_json:
-                    show_result(app, result, dry_run=dry_run)
-
-            results = batch.run(chosen, on_result=shown)
-    finally:
-        for host in hosts:
-            host.close()
+        results = batch.run(chosen, on_result=shown)
     if as_json:
         app.out_json(
             {
@@ -190,57 +170,3 @@ def rotate(
         raise errors[0]
     code = errors[0].exit_code if errors else ExitCode.ROTATION
     app.abort(f"rotation failed for {', '.join(r.target.name for r in failed)}", code)
-
-
-class _NoProject:
-    """Stands in for a :class:`PendingProject` when there is no compose project to read."""
-
-    def __enter__(self) -> _NoProject:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _start_project(args: ComposeArgs) -> PendingProject | _NoProject:
-    """Start reading the compose project, if flags name one or the directory has one."""
-    import os
-    from pathlib import Path
-
-    from kernel.compose.files import project_files
-    from kernel.compose.inject import PendingProject
-
-    if not args.global_flags and not project_files(args, Path.cwd(), os.environ).files:
-        return _NoProject()
-    return PendingProject(args)
-
-
-def _finish_project(
-    app: Application, args: ComposeArgs, pending: PendingProject | _NoProject
-) -> tuple[Project | None, str | None]:
-    """The project read, and the project name services are looked up in (``-p`` alone
-    names a project whose files are not at hand)."""
-    import os
-
-    explicit = bool(args.files or args.project_directory or args.profiles or args.env_files)
-    named = args.project_name or os.environ.get("COMPOSE_PROJECT_NAME") or None
-    if isinstance(pending, _NoProject):
-        return None, named
-    try:
-        project = pending.result()
-    except DSOError as exc:
-        if explicit:
-            raise
-        if not args.project_name:
-            app.warn(f"{exc.message}; names are taken as container names")
-        return None, named
-    return project, project.name
-
-
-def _hasher(app: Application, project: Project | None) -> ComposeHasher | None:
-    if project is None:
-        return None
-    from kernel.compose.confighash import ComposeHasher
-    from kernel.injection.tmpfs import default_base
-
-    return ComposeHasher(project, default_base(app.layout))

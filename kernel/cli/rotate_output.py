@@ -23,6 +23,10 @@ def show_result(app: Application, result: TargetResult, *, dry_run: bool) -> Non
         order = ", one after another" if count > 1 and not dry_run else ""
         app.out(f"{result.target.describe()}: {plural(count, 'container')}{order}")
         indent = "  "
+    if result.mixed:
+        from kernel.rotation.targets import describe_spread
+
+        app.out(f"{indent}replicas hold different versions: {describe_spread(result.mixed)}")
     for outcome in result.outcomes:
         show_outcome(app, outcome, indent)
     if result.error is not None and not any(o.status == "error" for o in result.outcomes):

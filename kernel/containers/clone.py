@@ -18,12 +18,18 @@ Only what must change is changed:
   source) are mounted by name, so the copy sees the same data instead of a fresh empty volume;
 - networks: API 1.41 accepts one network at create time, so the others are connected after
   create and before start, each with its aliases (minus the old short id) and static addresses;
+  with ``defer_aliases`` the copy joins every network *without* the old container's aliases
+  (a ``rolling`` clone must not get traffic before its health gate passes: Docker's DNS answers
+  an alias for every running holder), and :func:`attach_aliases` adds them later;
+- ``RestartPolicy``: ``no`` until the swap commits (:func:`restore_restart_policy`), so a
+  daemon restart mid-rotation cannot bring back a clone that never passed its health gate;
 - legacy links come back in the ``name:alias`` form create accepts.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +55,8 @@ class CloneSpec:
     extra_networks: tuple[NetworkAttachment, ...]
     #: Variable → new value, merged into ``Env`` by :func:`create`.
     env: Mapping[str, SecretValue] = field(default_factory=dict, repr=False)
+    #: The old container's restart policy, given to the copy once it holds the name.
+    restart_policy: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"CloneSpec({self.name!r}, env={sorted(self.env)})"
@@ -62,12 +70,14 @@ def clone_spec(
     labels: Mapping[str, str] | None = None,
     image: str | None = None,
     bind_sources: Mapping[str, str] | None = None,
+    defer_aliases: bool = False,
 ) -> CloneSpec:
     """The spec of a copy of ``old`` called ``name`` with ``env`` and ``labels`` replaced.
 
     ``image`` is the image reference to create from (see :func:`resolve_image`); default: the
     reference ``old`` was created with. ``bind_sources`` maps a bind mount's destination in the
-    container to the host path the copy mounts there instead.
+    container to the host path the copy mounts there instead. ``defer_aliases``: join the
+    networks without the old container's aliases (see the module docstring).
     """
     config: dict[str, Any] = copy.deepcopy(dict(old.config))
     host_config: dict[str, Any] = copy.deepcopy(dict(old.host_config))
@@ -79,9 +89,13 @@ def clone_spec(
     _reuse_implicit_volumes(old, host_config)
     if bind_sources:
         _replace_bind_sources(host_config, bind_sources)
+    restart_policy = dict(host_config.get("RestartPolicy") or {})
+    host_config["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
 
     primary = old.primary_network
     attachments = old.networks
+    if defer_aliases:
+        attachments = [dataclasses.replace(a, aliases=()) for a in attachments]
     endpoints: dict[str, Any] = {}
     extra: list[NetworkAttachment] = []
     for attachment in attachments:
@@ -90,7 +104,13 @@ def clone_spec(
         else:
             extra.append(attachment)
     body = {**config, "HostConfig": host_config, "NetworkingConfig": {"EndpointsConfig": endpoints}}
-    return CloneSpec(name=name, body=body, extra_networks=tuple(extra), env=dict(env or {}))
+    return CloneSpec(
+        name=name,
+        body=body,
+        extra_networks=tuple(extra),
+        env=dict(env or {}),
+        restart_policy=restart_policy,
+    )
 
 
 def resolve_image(client: docker.DockerClient, old: ContainerView) -> str:

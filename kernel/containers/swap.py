@@ -7,16 +7,20 @@ how to undo it:
 - before the renames, undo = remove the new container; the old one was never touched;
 - after a partial rename, undo = :meth:`Swap.restore_names` (whatever was renamed goes back);
 - the old container is stopped with *its* stop signal and grace period, and removed without
-  ``-v``: its implicit volumes now belong to the new container.
+  ``-v``: its implicit volumes now belong to the new container;
+- a ``rolling`` copy runs without the old container's network aliases until it is healthy
+  (:meth:`Swap.attach_aliases` then re-joins each such network with them) and with restart
+  policy ``no`` until it holds the name (:meth:`Swap.restore_restart_policy`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from kernel.containers.client import docker_errors
-from kernel.containers.clone import CloneSpec, create
+from kernel.containers.clone import CloneSpec, connect, create
 from kernel.containers.health import HealthReport, Probe, wait_healthy
 from kernel.containers.view import ContainerView, backup_name, new_name
 from kernel.errors import DockerError, DockerNotFoundError
@@ -79,6 +83,50 @@ class Swap:
         return wait_healthy(
             self.client, container or self._new(), probe, timeout=timeout, retries=retries
         )
+
+    def attach_aliases(self) -> bool:
+        """Give the new container the old one's network aliases; True if an address moved.
+
+        Docker can only set an endpoint's aliases when it joins a network, so each network
+        where the old container has aliases is left and joined again. The new container has no
+        clients yet (nothing resolved it), so nothing is cut; the address it gets back is
+        normally the same (the first free one). Networks already carrying the aliases are left
+        alone, so this is idempotent (recovery calls it again).
+        """
+        container = self._new()
+        current = find(self.client, container)
+        if current is None:
+            raise DockerNotFoundError(f"{self.new_name} is gone")
+        joined = {n.network_id: n for n in current.networks}
+        moved = False
+        for wanted in self.old.networks:
+            have = joined.get(wanted.network_id)
+            if not wanted.aliases or (have and set(wanted.aliases) <= set(have.aliases)):
+                continue
+            if have is not None:
+                with docker_errors(f"re-attaching {self.new_name} to {wanted.name}"):
+                    self.client.api.disconnect_container_from_network(
+                        container, wanted.network_id
+                    )
+            connect(self.client, container, wanted)
+            after = find(self.client, container)
+            addresses = {n.network_id: n.ip_address for n in after.networks} if after else {}
+            moved |= have is None or addresses.get(wanted.network_id) != have.ip_address
+        return moved
+
+    def restore_restart_policy(self, policy: Mapping[str, Any]) -> None:
+        """Give the new container the old one's restart policy (it was created with ``no``)."""
+        name = str(policy.get("Name") or "no")
+        if name == "no":
+            return
+        with docker_errors(f"setting restart policy {name} on {self.target}"):
+            self.client.api.update_container(
+                self._new(),
+                restart_policy={
+                    "Name": name,
+                    "MaximumRetryCount": int(policy.get("MaximumRetryCount") or 0),
+                },
+            )
 
     def rename_old(self) -> None:
         self._rename(self.old.id, self.backup_name)

@@ -40,7 +40,12 @@ from kernel.rotation.labels import MemoResolver, label_fetch
 from kernel.rotation.locks import TargetLocks
 from kernel.rotation.model import Outcome, RotationObserver
 from kernel.rotation.recovery import converge
-from kernel.rotation.targets import Target, compose_identity, service_containers
+from kernel.rotation.targets import (
+    Target,
+    compose_identity,
+    service_containers,
+    version_spread,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -80,6 +85,8 @@ class TargetResult:
     outcomes: list[Outcome] = field(default_factory=list)
     error: DSOError | None = None
     lock_waited: float = 0.0
+    #: Container → variable → version, when the replicas hold different versions (dry run).
+    mixed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +117,7 @@ class TargetResult:
             "containers": [o.target for o in self.outcomes],
             "error": str(self.error) if self.error is not None else None,
             "lock_waited": round(self.lock_waited, 4),
+            "mixed_versions": self.mixed,
         }
 
 
@@ -189,6 +197,8 @@ class Batch:
 
     def _plan(self, engine: RotationEngine, target: Target, result: TargetResult) -> None:
         views = self._containers(engine.client, target)
+        if target.is_service:
+            result.mixed = version_spread(views)
         memo = MemoResolver(self.resolver)
         memo.prefetch(views)
         fetch = label_fetch(memo, force=self.settings.force, hasher=self.hasher)

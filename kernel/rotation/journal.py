@@ -50,8 +50,12 @@ FILE_NAME = "rotations.json"
 RETENTION = 7 * 86400.0
 #: Seconds without progress after which an unfinished entry is stale.
 STALE_AFTER = 24 * 3600.0
+#: Causes after which ``recover`` rolls the change out again (:attr:`RotationEntry.cause`).
+RESUMABLE_CAUSES = frozenset({"crash", "docker"})
 
 log = get_logger("rotation.journal")
+#: ``(journal path, entry digest)`` of unreadable entries already logged by this process.
+_REPORTED: set[tuple[str, str]] = set()
 
 
 @dataclass(slots=True)
@@ -94,6 +98,16 @@ class RotationEntry:
     lock: dict[str, Any] | None = None
     #: What ``recover`` did: ``{"action": ..., "reason": ..., "at": ...}``.
     recovery: dict[str, Any] | None = None
+    #: The old container's ``RestartPolicy``; the new one runs with ``no`` until it holds the
+    #: name, then gets this one (also when ``recover`` finishes the swap).
+    restart_policy: dict[str, Any] | None = None
+    #: Why it did not complete (:data:`kernel.rotation.strategies.CAUSES`): ``health_gate``,
+    #: ``vetoed``, ``docker``, ``interrupted``, ``error``; ``crash`` when ``recover`` found it
+    #: unfinished with no process working on it.
+    cause: str | None = None
+    #: Set once ``recover`` rotated the target again after an interruption:
+    #: ``{"at": ..., "status": ...}`` (so it is done once).
+    resumed: dict[str, Any] | None = None
     pid: int = 0
     host: str = ""
 
@@ -129,6 +143,17 @@ class RotationEntry:
     @property
     def needs_recovery(self) -> bool:
         return RotationStatus(self.status) in NEEDS_RECOVERY
+
+    @property
+    def needs_resuming(self) -> bool:
+        """Undone because it was interrupted (a crash, a lost daemon), not because its health
+        gate failed or an extension vetoed it: the change it carried is still to roll out."""
+        if self.resumed is not None or self.cause not in RESUMABLE_CAUSES:
+            return False
+        if self.status == RotationStatus.ROLLED_BACK:
+            return True
+        recovered = self.status == RotationStatus.RECOVERED
+        return recovered and (self.recovery or {}).get("action") == "rolled_back"
 
     def is_stale(self, now: float, *, after: float = STALE_AFTER) -> bool:
         """Unfinished and without progress for ``after`` seconds."""
@@ -184,6 +209,9 @@ class Journal:
 
     def needing_recovery(self) -> list[RotationEntry]:
         return [e for e in self.entries() if e.needs_recovery]
+
+    def needing_resuming(self) -> list[RotationEntry]:
+        return [e for e in self.entries() if e.needs_resuming]
 
     def stale(self, *, after: float = STALE_AFTER) -> list[RotationEntry]:
         now = self.clock()
@@ -259,12 +287,25 @@ class Journal:
                 hint="upgrade dso, or move the file away to start a new journal",
             )
         entries = []
-        for item in doc["rotations"]:
+        for index, item in enumerate(doc["rotations"]):
             try:
                 entries.append(RotationEntry.from_dict(item))
             except (TypeError, ValueError):
-                log.error("dropping an unreadable journal entry", extra={"file": str(self.path)})
+                self._report_unreadable(index, item)
         return entries
+
+    def _report_unreadable(self, index: int, item: object) -> None:
+        """Log an entry that cannot be read, once per process (every read would repeat it)."""
+        digest = hashlib.sha256(repr(item).encode()).hexdigest()[:16]
+        key = (os.path.realpath(self.path), digest)
+        if key in _REPORTED:
+            return
+        _REPORTED.add(key)
+        log.error(
+            "dropping unreadable entry %d of the rotation journal (the next write leaves it out)",
+            index,
+            extra={"file": str(self.path)},
+        )
 
     def _write(self, entries: list[RotationEntry]) -> None:
         doc = {"schema": SCHEMA, "rotations": [e.to_dict() for e in entries]}

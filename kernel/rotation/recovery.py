@@ -5,7 +5,9 @@
 drops flocks of dead processes, so no age guess is needed), and converges it from what Docker
 shows now, using the journal only as a hint:
 
-- the **new** container holds the name → finish forwards: disconnect, stop and remove the old;
+- the **new** container holds the name → finish forwards: give it the service's network aliases
+  and the old container's restart policy if the crash came before those steps, then disconnect,
+  stop and remove the old;
 - the **old** container holds the name → undo: remove the new one, start the old one if it ran;
 - **nobody** holds the name (a crash between the renames):
   - the new container runs and the journal shows it passed its health gate → rename it to the
@@ -21,6 +23,11 @@ installations may share a daemon, and another one's rotation in flight is not an
 a leftover is removed when the canonical container exists, and renamed to the canonical name
 when it does not (never deleting the only copy).
 
+An entry found unfinished with no process working on it gets the cause ``crash``. Entries undone
+because of a crash or a lost Docker daemon (not because their health gate failed or an extension
+vetoed them) still carry a change that was never rolled out: :func:`resume_targets` names what
+``recover`` rotates again (:attr:`RotationEntry.needs_resuming`).
+
 The lock tested is the one the rotation journaled (``lock_key``: a compose container's is its
 service's), else the container's own. After converging, the rotation's own secrets directory
 (``<dir>@<rotation id>``) and the old container's, when no container mounts them any more, are
@@ -30,7 +37,7 @@ removed (:func:`kernel.rotation.files.discard_unmounted`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +49,13 @@ from kernel.log import get_logger
 from kernel.rotation.files import discard_unmounted
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.states import RotationStatus, Strategy
-from kernel.rotation.targets import compose_identity, service_lock_key
+from kernel.rotation.targets import (
+    Target,
+    compose_identity,
+    container_lock_key,
+    service_lock_key,
+    service_of_lock_key,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -112,6 +125,8 @@ def converge(
     clock: Callable[[], float] = time.time,
 ) -> Recovered:
     """Converge one entry (the caller holds its target's lock) and journal the result."""
+    if entry.cause is None and entry.status == RotationStatus.IN_PROGRESS.value:
+        entry.cause = "crash"
     try:
         action, status, reason = _converge(client, entry)
     except DSOError as exc:
@@ -151,9 +166,10 @@ def _converge(client: docker.DockerClient, entry: RotationEntry) -> tuple[str, R
         return "kept", RotationStatus.RECOVERED, "nothing had been touched"
     swap = _swap(client, entry, old, new)
     if holder is not None and new is not None and holder.id == new.id:
+        _finish_new(swap, entry, old)
         if old is not None:
             _retire(swap, old)
-        ensure_running(client, holder)
+        ensure_running(client, _refresh(client, holder))
         return "forward", RotationStatus.RECOVERED, "the new container held the name: old removed"
     if holder is not None and old is not None and holder.id == old.id:
         swap.remove_new()
@@ -162,6 +178,7 @@ def _converge(client: docker.DockerClient, entry: RotationEntry) -> tuple[str, R
         return "rolled_back", RotationStatus.RECOVERED, "the old container held the name: kept it"
     if holder is None:
         if new is not None and new.running and entry.health_confirmed:
+            _finish_new(swap, entry, old)
             swap.rename_new()
             if old is not None:
                 _retire(swap, old)
@@ -205,6 +222,31 @@ def _swap(
     swap = Swap(client, ContainerView(raw), entry.id)
     swap.new_id = new.id if new is not None else None
     return swap
+
+
+def _finish_new(swap: Swap, entry: RotationEntry, old: ContainerView | None) -> None:
+    """The steps a crash may have skipped on a new container that passed its gate: the
+    service's aliases (only the old container knows them) and the restart policy."""
+    if old is not None and Strategy(entry.strategy) is Strategy.ROLLING:
+        swap.old = old
+        swap.attach_aliases()
+    swap.restore_restart_policy(entry.restart_policy or {})
+
+
+def resume_targets(entries: Iterable[RotationEntry]) -> list[Target]:
+    """What to rotate again for ``entries`` (:attr:`RotationEntry.needs_resuming`): a compose
+    container's whole service (so its replicas end on one version), else the container."""
+    found: dict[str, Target] = {}
+    for entry in entries:
+        key = entry.lock_key or container_lock_key(entry.target)
+        if key in found:
+            continue
+        identity = service_of_lock_key(key)
+        if identity is not None:
+            found[key] = Target(identity[1], key, *identity)
+        else:
+            found[key] = Target(entry.target, key, containers=(entry.target,))
+    return list(found.values())
 
 
 def _retire(swap: Swap, old: ContainerView) -> None:

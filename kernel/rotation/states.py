@@ -92,10 +92,16 @@ class Step(StrEnum):
     START_NEW = "start_new"
     #: Wait for the new (reload: the same) container to pass its health check.
     HEALTH_GATE = "health_gate"
+    #: ``rolling``: give the new (healthy) container the old one's network aliases; until now it
+    #: ran without them, so Docker's DNS never handed it a client before it was ready.
+    ATTACH_ALIASES = "attach_aliases"
     #: Rename the old container to ``<name>_dso_backup_<id>``.
     RENAME_OLD = "rename_old"
     #: Rename the new container to ``<name>``.
     RENAME_NEW = "rename_new"
+    #: Give the new container the old one's restart policy (it ran with ``no`` until now, so a
+    #: daemon restart could not bring back a copy that never held the name).
+    RESTART_POLICY = "restart_policy"
     #: Disconnect the old container from its networks, so Docker's DNS stops returning it.
     DISCONNECT_OLD = "disconnect_old"
     #: Stop the old container with its own stop signal and grace period.
@@ -117,8 +123,10 @@ SEQUENCES: MappingProxyType[Strategy, tuple[Step, ...]] = MappingProxyType(
             Step.DELIVER_FILES,
             Step.START_NEW,
             Step.HEALTH_GATE,
+            Step.ATTACH_ALIASES,
             Step.RENAME_OLD,
             Step.RENAME_NEW,
+            Step.RESTART_POLICY,
             Step.DISCONNECT_OLD,
             Step.STOP_OLD,
             Step.REMOVE_OLD,
@@ -132,6 +140,7 @@ SEQUENCES: MappingProxyType[Strategy, tuple[Step, ...]] = MappingProxyType(
             Step.HEALTH_GATE,
             Step.RENAME_OLD,
             Step.RENAME_NEW,
+            Step.RESTART_POLICY,
             Step.REMOVE_OLD,
         ),
         Strategy.RELOAD: (Step.PLAN, Step.DELIVER_FILES, Step.SIGNAL, Step.HEALTH_GATE),

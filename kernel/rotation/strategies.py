@@ -1,9 +1,10 @@
 """The strategies, step by step: each step is journaled before it is taken.
 
-``rolling``  create new → deliver files → start new → health gate → rename old → rename new →
+``rolling``  create new (without the service's network aliases) → deliver files → start new →
+             health gate → attach aliases → rename old → rename new → restart policy →
              disconnect old → stop old → remove old
 ``restart``  create new → deliver files → stop old → start new → health gate → rename old →
-             rename new → remove old
+             rename new → restart policy → remove old
 ``reload``   deliver files → signal → health gate (the same container)
 ``none``     nothing
 
@@ -15,6 +16,16 @@ give the new container its own directory, so the old one keeps its files until i
 
 After the new container holds the name, nothing is rolled back: a failure to stop or remove the
 old container leaves the rotation ``failed`` for ``docker dso recover`` to finish.
+
+A ``rolling`` copy gets no client before it is ready: it joins the networks without the
+service's aliases (it can reach its database while starting, but Docker's DNS does not hand it
+to clients), and only once healthy is it re-attached with them — before the old container gives
+them up. Every copy is created with restart policy ``no`` and receives the old one's policy once
+it holds the name, so a daemon restart mid-rotation never brings back an unchecked copy.
+
+Why a rotation ended without completing is journaled as its ``cause`` (:data:`CAUSES`):
+``recover`` rotates again after an interruption (``docker``, ``crash``), never after a failed
+health gate or a veto.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from kernel.containers.view import (
     RELOAD_SIGNAL_LABEL,
     ROTATION_LABEL,
 )
-from kernel.errors import DSOError, RotationError
+from kernel.errors import DockerError, DSOError, RotationError
 from kernel.rotation import fault
 from kernel.rotation.files import FileDelivery, SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
@@ -45,12 +56,23 @@ if TYPE_CHECKING:
     from kernel.extensions.events import RotationEvent
 
 
+#: Why a rotation ended without completing (journal field ``cause``).
+CAUSES = {
+    "health_gate": "the new container failed its health gate",
+    "vetoed": "an extension vetoed the swap",
+    "docker": "the Docker daemon failed or went away",
+    "interrupted": "interrupted (Ctrl-C or a stop request)",
+    "error": "a step failed",
+    "crash": "the process running it died",
+}
+
+
 class GateFailed(RotationError):
     """The new container did not pass its health gate (internal: always rolled back)."""
 
     def __init__(self, report: HealthReport) -> None:
-        detail = f"; last exit code {report.last_exit_code}" if report.last_exit_code else ""
-        super().__init__(f"health check failed: {report.reason} ({report.probe}){detail}")
+        # The reason carries the last finished probe's exit code and output already.
+        super().__init__(f"health check failed: {report.reason} ({report.probe})")
         self.report = report
 
 
@@ -131,6 +153,8 @@ class RotationRun:
             self.files.retire_replaced()
             return self._complete()
         try:
+            self._step(Step.RESTART_POLICY)
+            self.swap.restore_restart_policy(self.entry.restart_policy or {})
             if strategy is Strategy.ROLLING:
                 self._step(Step.DISCONNECT_OLD)
                 self.swap.disconnect_old()
@@ -154,6 +178,7 @@ class RotationRun:
         self._step(Step.START_NEW)
         self.swap.start_new()
         self._gate()
+        self._attach_aliases()
         self._swap_names()
 
     def _restart(self) -> None:
@@ -189,7 +214,9 @@ class RotationRun:
             labels=labels,
             image=resolve_image(self.swap.client, old),
             bind_sources=self.files.prepare(),
+            defer_aliases=self.plan.strategy is Strategy.ROLLING,
         )
+        self.entry.restart_policy = dict(spec.restart_policy)
         self.entry.new_id = self.swap.create_new(spec)
         self.event = self._event(new_container=self.entry.new_id)
         self.log.info("created %s", self.swap.new_name, extra=self._ctx(new=self.entry.new_id))
@@ -198,8 +225,19 @@ class RotationRun:
         self._step(Step.DELIVER_FILES)
         self.files.deliver()
 
+    def _attach_aliases(self) -> None:
+        self._step(Step.ATTACH_ALIASES)
+        if self.swap.attach_aliases():
+            # It left and re-joined a network and came back with another address: whatever it
+            # opened while starting is gone with the old one, so it must prove itself again.
+            self.log.info("the new container's address changed; health gate again")
+            self._check_health()
+
     def _gate(self, container: str = "") -> None:
         self._step(Step.HEALTH_GATE)
+        self._check_health(container)
+
+    def _check_health(self, container: str = "") -> None:
         report = self.swap.gate(
             self.probe,
             timeout=self.settings.timeout,
@@ -239,6 +277,7 @@ class RotationRun:
     def _roll_back(self, exc: BaseException) -> Outcome:
         error = _describe(exc)
         failed_step = self.entry.step
+        self.entry.cause = _cause(exc)
         if isinstance(exc, GateFailed):
             self.entry.health = exc.report.to_dict()
         if isinstance(exc, Vetoed):
@@ -352,6 +391,19 @@ class TraceLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             merged.update({k: v for k, v in extra.items() if v is not None})
         kwargs["extra"] = merged
         return msg, kwargs
+
+
+def _cause(exc: BaseException) -> str:
+    """The :data:`CAUSES` key for ``exc``."""
+    if isinstance(exc, GateFailed):
+        return "health_gate"
+    if isinstance(exc, Vetoed):
+        return "vetoed"
+    if isinstance(exc, DockerError):
+        return "docker"
+    if not isinstance(exc, Exception):
+        return "interrupted"
+    return "error"
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,10 +14,12 @@ locks itself (``container-<name>``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kernel.compose.scan import VERSIONS_LABEL
 from kernel.containers.client import docker_errors
 from kernel.containers.swap import find
 from kernel.containers.view import TEMP_NAME, ContainerView
@@ -40,6 +42,14 @@ def container_lock_key(name: str) -> str:
 def service_lock_key(project: str, service: str) -> str:
     """The lock of a compose service (all its replicas)."""
     return f"service-{project}.{service}"
+
+
+def service_of_lock_key(key: str) -> tuple[str, str] | None:
+    """``(project, service)`` of a service lock key, None for a container's."""
+    if not key.startswith("service-"):
+        return None
+    project, dot, service = key.removeprefix("service-").partition(".")
+    return (project, service) if dot and project and service else None
 
 
 def compose_identity(view: ContainerView) -> tuple[str, str] | None:
@@ -171,6 +181,54 @@ def _target(
     if identity is not None:
         return Target(name, service_lock_key(*identity), *identity, containers=(view.name,))
     return Target(name, container_lock_key(view.name), containers=(view.name,))
+
+
+def version_spread(views: Iterable[ContainerView]) -> dict[str, dict[str, str]]:
+    """Container name → variable → version delivered (label ``dso.versions``), when the
+    ``views`` (replicas of one service) do not all hold the same versions; ``{}`` when they do.
+
+    A service is left like this when its rollout stopped part-way (a replica failed its health
+    gate, so the following ones kept the old values) or was interrupted.
+    """
+    held = {view.name: _versions(view) for view in views}
+    distinct = {json.dumps(v, sort_keys=True) for v in held.values()}
+    return held if len(distinct) > 1 else {}
+
+
+def mixed_services(client: docker.DockerClient) -> list[tuple[Target, dict[str, dict[str, str]]]]:
+    """Every compose service with dso-managed replicas on different versions."""
+    with docker_errors("listing the containers dso manages"):
+        listed = client.api.containers(all=True, filters={"label": [VERSIONS_LABEL]})
+    services: dict[tuple[str, str], None] = {}
+    for item in listed:
+        labels = item.get("Labels") or {}
+        project, service = labels.get(PROJECT_LABEL), labels.get(SERVICE_LABEL)
+        if project and service and labels.get(ONEOFF_LABEL, "False") != "True":
+            services[(project, service)] = None
+    found = []
+    for project, service in services:
+        spread = version_spread(service_containers(client, project, service))
+        if spread:
+            target = Target(service, service_lock_key(project, service), project, service)
+            found.append((target, spread))
+    return found
+
+
+def describe_spread(spread: dict[str, dict[str, str]]) -> str:
+    """``shop-web-1 DB_PASSWORD=local:3; shop-web-2 DB_PASSWORD=local:2`` (versions only)."""
+    parts = []
+    for name, versions in spread.items():
+        held = " ".join(f"{k}={v}" for k, v in sorted(versions.items())) or "no versions"
+        parts.append(f"{name} {held}")
+    return "; ".join(parts)
+
+
+def _versions(view: ContainerView) -> dict[str, str]:
+    try:
+        parsed = json.loads(view.labels.get(VERSIONS_LABEL) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
 def _number(view: ContainerView) -> tuple[int, str]:

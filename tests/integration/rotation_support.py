@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,18 +197,35 @@ exec sleep 600
 CUT_IN_FLIGHT = "rc=143 "
 
 
-def assert_always_served(failures: str, swaps: int) -> None:
+def assert_always_served(
+    failures: str, swaps: int, retired_addresses: Mapping[str, int] | None = None
+) -> None:
     """No request of a looping client found the service without a serving container.
 
     ``failures`` holds one ``rc=<exit status> after <n> ok: <wget error>`` line per failed
     request. A request in flight to the old container at the instant it is disconnected (so that
     DNS stops returning it) hangs until the client's timeout: Docker cannot drain the connections
     of a disconnected endpoint (docs/rotation.md, "In-flight requests"). That can cut at most the
-    requests in flight at one instant per swap: one for this client. Any other failure (refused,
-    bad address) means no container was serving.
+    requests in flight at one instant per swap: one for this client. If Docker hands the freed
+    address to the next replica's copy within TCP's first SYN retransmission (1 s), that same
+    request is refused by the copy instead. ``retired_addresses`` maps each address a swap
+    retired to the client's count of served requests when that swap started: a refusal from
+    that address *after* that point is the cut (before it, the address belonged to a copy that
+    was not ready, which is the bug this guards against). Any other failure (refused, bad
+    address) means no container was serving.
     """
+    retired = retired_addresses or {}
     lines = [line for line in failures.splitlines() if line.strip()]
-    unserved = [line for line in lines if not line.startswith(CUT_IN_FLIGHT)]
+
+    def cut(line: str) -> bool:
+        if line.startswith(CUT_IN_FLIGHT):
+            return True
+        refused = re.search(r"after (\d+) ok: .*\(([0-9.]+)\): Connection refused", line)
+        if refused is None or refused.group(2) not in retired:
+            return False
+        return int(refused.group(1)) >= retired[refused.group(2)]
+
+    unserved = [line for line in lines if not cut(line)]
     assert not unserved, f"requests found no serving container: {unserved}"
     assert len(lines) <= swaps, f"more requests cut than swaps ({swaps}): {lines}"
 

@@ -1,5 +1,6 @@
 """kill -9 at every journaled step, then `docker dso recover`: exactly one container under the
-canonical name, running, no leftovers; then a normal rotation finishes the job.
+canonical name, running, no leftovers, and the change rolled out (recovery finishes the swap, or
+undoes it and rotates again); a failed health gate stays undone.
 
 The rotating process is the real CLI with the test-only fault switch
 (DSO_TEST_MODE=1 DSO_FAULT_KILL_AFTER_STEP=<step>): it SIGKILLs itself right after the journal
@@ -46,7 +47,13 @@ def test_recover_converges_after_kill_at_every_step(
 ) -> None:
     network = scope.network("net")
     cli.set_secret("app/msg", "v1")
-    web = scope.web("web", network, msg="v1", labels=referenced("MSG", "dso://app/msg"))
+    web = scope.web(
+        "web",
+        network,
+        msg="v1",
+        labels=referenced("MSG", "dso://app/msg"),
+        restart_policy={"Name": "unless-stopped"},
+    )
     cli.set_secret("app/msg", value)
 
     killed = cli.run(
@@ -73,21 +80,36 @@ def test_recover_converges_after_kill_at_every_step(
     current = scope.inspect(web.name)
     assert current["State"]["Running"]
     assert scope.exec(web.name, "wget", "-q", "-O-", "http://127.0.0.1/") is not None
-    (entry,) = cli.journal()
+    entries = {e["id"]: e for e in cli.journal()}
+    entry = entries[entry["id"]]
     assert entry["status"] == "recovered" and entry["recovery"]["action"] in (
         "forward",
         "rolled_back",
     )
     forward = entry["recovery"]["action"] == "forward"
-    assert (current["Id"] == entry["new_id"]) == forward
-    assert env_of(scope, web.name)["MSG"] == (value if forward else "v1")
-
     if value == "bad":
+        # Killed while undoing a failed health gate: stays undone, and says why.
+        assert not forward and entry["cause"] == "health_gate" and entry["resumed"] is None
+        assert report["resumed"] == []
+        assert env_of(scope, web.name)["MSG"] == "v1"
+        assert report["recovered"][0]["cause"] == "health_gate"
         return
-    # The next rotation (or none, if recovery finished this one) brings v2.
-    again = cli.run("rotate", web.name, "--strategy", strategy.value, "--timeout", "10")
-    assert again.returncode == 0, again.stderr
-    assert ("up to date" in again.stdout) == forward
+    assert entry["cause"] == "crash"
+    # Either recovery finished the swap, or it undid it and rotated again: v2 either way.
+    assert (entry["resumed"] is None) == forward
+    assert len(report["resumed"]) == (0 if forward else 1)
+    if not forward:
+        (again,) = report["resumed"]
+        assert again["status"] == "completed", again
+        (rotation,) = again["rotations"]
+        assert rotation["status"] == "completed"
     assert scope.names() == [web.name]
     assert env_of(scope, web.name)["MSG"] == "v2"
     assert scope.exec(web.name, "wget", "-q", "-O-", "http://127.0.0.1/") == "v2\n"
+    # The restart policy is the original one, whichever way it went.
+    assert scope.inspect(web.name)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    # Nothing is left to do, and the next recover does not rotate again.
+    assert json.loads(cli.run("recover", "--json").stdout)["resumed"] == []
+    again = cli.run("rotate", web.name, "--strategy", strategy.value, "--timeout", "10")
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout

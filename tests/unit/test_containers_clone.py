@@ -20,7 +20,9 @@ def test_copy_keeps_config_and_host_config() -> None:
     spec = clone_spec(old, name="web_dso_new_0a0b0c0d", labels={"dso.rotation": "0a0b0c0d"})
     body = spec.body
     assert body["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
-    assert body["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    # The copy runs with "no" until it holds the name; the policy is handed over then.
+    assert body["HostConfig"]["RestartPolicy"]["Name"] == "no"
+    assert spec.restart_policy == {"Name": "always", "MaximumRetryCount": 0}
     assert body["StopSignal"] == "SIGQUIT"
     assert body["Cmd"] == ["httpd", "-f"]
     assert body["Labels"] == {"app": "web", "dso.rotation": "0a0b0c0d"}
@@ -46,6 +48,27 @@ def test_extra_networks_keep_aliases_and_static_addresses() -> None:
     spec = clone_spec(ContainerView(inspect_doc(NetworkSettings__Networks=networks)), name="x")
     (extra,) = spec.extra_networks
     assert (extra.name, extra.aliases, extra.ipv4) == ("backend", ("db",), "10.9.0.5")
+
+
+def test_deferred_aliases_join_every_network_without_them() -> None:
+    """A rolling copy must not be handed clients by Docker's DNS before its health gate."""
+    networks = inspect_doc(HostConfig__NetworkMode="appnet")["NetworkSettings"]["Networks"]
+    networks["appnet"] = {"Aliases": ["web", OLD_ID[:12]], "NetworkID": "a" * 64}
+    networks["backend"] = {
+        "IPAMConfig": {"IPv4Address": "10.9.0.5"},
+        "Aliases": ["db", OLD_ID[:12]],
+        "NetworkID": "b" * 64,
+    }
+    old = ContainerView(
+        inspect_doc(HostConfig__NetworkMode="appnet", NetworkSettings__Networks=networks)
+    )
+    spec = clone_spec(old, name="x", defer_aliases=True)
+    assert "Aliases" not in spec.body["NetworkingConfig"]["EndpointsConfig"]["appnet"]
+    (extra,) = spec.extra_networks
+    assert (extra.name, extra.aliases, extra.ipv4) == ("backend", (), "10.9.0.5")
+    # Without deferral (restart: the old one is stopped first) they come along.
+    eager = clone_spec(old, name="x")
+    assert eager.body["NetworkingConfig"]["EndpointsConfig"]["appnet"]["Aliases"] == ["web"]
 
 
 def test_default_bridge_gets_no_aliases() -> None:

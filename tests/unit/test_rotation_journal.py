@@ -147,10 +147,51 @@ def test_step_times_and_health_confirmation() -> None:
     ):
         item.advance(step, 100.0 + n)
     assert not item.health_confirmed
-    item.advance(Step.RENAME_OLD, 110.0)
+    item.advance(Step.ATTACH_ALIASES, 110.0)
     assert item.health_confirmed
+    item.advance(Step.RENAME_OLD, 110.5)
     item.finish(RotationStatus.FAILED, 111.0)
     times = item.step_times()
     assert times["plan"] == 1.0
     assert times["health_gate"] == 6.0
-    assert times["rename_old"] == 1.0
+    assert times["attach_aliases"] == 0.5
+    assert times["rename_old"] == 0.5
+
+
+def test_only_interrupted_rollbacks_need_resuming(tmp_path: Path) -> None:
+    """A crash or a lost daemon undid the change: recover rolls it out again. A failed health
+    gate or a veto stays undone."""
+    journal = Journal(tmp_path, clock=Clock())
+    cases = {
+        "00000001": ("docker", RotationStatus.ROLLED_BACK, None),
+        "00000002": ("health_gate", RotationStatus.ROLLED_BACK, None),
+        "00000003": ("vetoed", RotationStatus.ROLLED_BACK, None),
+        "00000004": ("crash", RotationStatus.RECOVERED, "rolled_back"),
+        "00000005": ("crash", RotationStatus.RECOVERED, "forward"),
+        "00000006": ("interrupted", RotationStatus.ROLLED_BACK, None),
+    }
+    for rotation_id, (cause, status, action) in cases.items():
+        item = entry(rotation_id)
+        item.cause = cause
+        item.finish(status, 1_800_000_001.0)
+        item.recovery = {"action": action} if action else None
+        journal.save(item)
+    assert [e.id for e in journal.needing_resuming()] == ["00000001", "00000004"]
+    done = journal.get("00000001")
+    assert done is not None
+    done.resumed = {"at": 1_800_000_002.0, "status": "completed"}
+    journal.save(done)
+    assert [e.id for e in journal.needing_resuming()] == ["00000004"]
+
+
+def test_an_unreadable_entry_is_logged_once(tmp_path: Path, caplog) -> None:
+    good = entry().to_dict()
+    (tmp_path / "rotations.json").write_text(
+        json.dumps({"schema": 1, "rotations": [{"id": "broken"}, good]})
+    )
+    journal = Journal(tmp_path, clock=Clock())
+    for _ in range(4):
+        assert [e.id for e in journal.entries()] == ["0a0b0c0d"]
+    assert [e.id for e in Journal(tmp_path).entries()] == ["0a0b0c0d"]
+    logged = [r for r in caplog.records if "unreadable entry" in r.getMessage()]
+    assert len(logged) == 1

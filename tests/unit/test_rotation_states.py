@@ -64,8 +64,10 @@ ROLLING = [
     "deliver_files",
     "start_new",
     "health_gate",
+    "attach_aliases",
     "rename_old",
     "rename_new",
+    "restart_policy",
     "disconnect_old",
     "stop_old",
     "remove_old",
@@ -79,6 +81,7 @@ RESTART = [
     "health_gate",
     "rename_old",
     "rename_new",
+    "restart_policy",
     "remove_old",
 ]
 RELOAD = ["plan", "deliver_files", "signal", "health_gate"]

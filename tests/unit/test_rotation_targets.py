@@ -13,10 +13,14 @@ from kernel.errors import DockerNotFoundError
 from kernel.rotation.targets import (
     Target,
     container_lock_key,
+    describe_spread,
     lock_key_of,
+    mixed_services,
     resolve_targets,
     service_containers,
     service_lock_key,
+    service_of_lock_key,
+    version_spread,
 )
 from tests.unit.rotation_fixtures import inspect_doc
 
@@ -46,17 +50,18 @@ class FakeApi:
         return self.docs[name]
 
     def containers(self, all: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
-        wanted = dict(item.split("=", 1) for item in filters["label"])
+        wanted = [item.partition("=") for item in filters["label"]]
         found = []
         for doc in {d["Id"]: d for d in self.docs.values()}.values():
             labels = doc["Config"]["Labels"]
             if all and all_match(labels, wanted):
-                found.append({"Id": doc["Id"], "Names": [doc["Name"]]})
+                found.append({"Id": doc["Id"], "Names": [doc["Name"]], "Labels": labels})
         return found
 
 
-def all_match(labels: dict[str, str], wanted: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in wanted.items())
+def all_match(labels: dict[str, str], wanted: list[tuple[str, str, str]]) -> bool:
+    """Docker's label filter: ``key=value`` matches the value, a bare ``key`` its presence."""
+    return all(k in labels and (not eq or labels[k] == v) for k, eq, v in wanted)
 
 
 class FakeClient:
@@ -131,3 +136,28 @@ def test_unknown_names_and_temporary_containers_are_refused() -> None:
         resolve_targets(client, ["api"], project="shop", services=["web"])  # type: ignore[arg-type]
     with pytest.raises(DockerNotFoundError):
         resolve_targets(client, ["shop-web-1_dso_new_1a2b3c4d"])  # type: ignore[arg-type]
+
+
+def test_replicas_on_different_versions_are_found_and_described() -> None:
+    one = compose_doc("shop-web-1", 1, **{"dso.versions": '{"DB_PASSWORD": "local:3"}'})
+    two = compose_doc("shop-web-2", 2, **{"dso.versions": '{"DB_PASSWORD": "local:2"}'})
+    same = compose_doc("shop-api-1", 1, service="api", **{"dso.versions": '{"T": "local:1"}'})
+    also = compose_doc("shop-api-2", 2, service="api", **{"dso.versions": '{"T": "local:1"}'})
+    client: Any = FakeClient(one, two, same, also)
+
+    ((target, spread),) = mixed_services(client)
+
+    assert (target.project, target.service, target.lock_key) == ("shop", "web", "service-shop.web")
+    assert spread == {
+        "shop-web-1": {"DB_PASSWORD": "local:3"},
+        "shop-web-2": {"DB_PASSWORD": "local:2"},
+    }
+    assert (
+        describe_spread(spread) == "shop-web-1 DB_PASSWORD=local:3; shop-web-2 DB_PASSWORD=local:2"
+    )
+    assert version_spread([ContainerView(same), ContainerView(also)]) == {}
+
+
+def test_service_lock_keys_name_their_service() -> None:
+    assert service_of_lock_key(service_lock_key("shop", "web")) == ("shop", "web")
+    assert service_of_lock_key(container_lock_key("web")) is None
