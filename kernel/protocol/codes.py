@@ -113,18 +113,30 @@ def exception_for(
     """
     code = parse_code(code)
     cls = EXCEPTION_FOR_CODE[code]
-    text = clean_message(message) or code.value
-    hint = _HINTS.get(code)
+    text, own_hint = split_hint(clean_message(message) or code.value)
+    # A provider's own hint is more specific than the code's; one hint line, never two.
+    hint = own_hint or _HINTS.get(code)
+    # Every error about a reference leads with the reference the user wrote, then who answered.
     if issubclass(cls, ProviderError):
+        error = cls(text, provider=provider, code=code.value, hint=hint)
         if reference is not None:
-            text = f"{reference}: {text}"
-        return cls(text, provider=provider, code=code.value, hint=hint)
-    # Secret-level errors lead with the reference the user wrote, then who answered.
+            error.message = f"{reference}: {error.message}"
+            error.args = (error.message,)
+        return error
     if provider is not None:
         text = f"provider {provider!r}: {text}"
     if reference is not None:
         text = f"{reference}: {text}"
     return cls(text, hint=hint)
+
+
+def split_hint(message: str) -> tuple[str, str | None]:
+    """A provider message and the hint it ends with as ``… (hint: …)`` (the wire has no hint
+    field, so providers append theirs, e.g. ``providers.local.errors.fault_for_error``)."""
+    head, marker, tail = message.rpartition(" (hint: ")
+    if not marker or not head or not tail.endswith(")") or len(tail) < 2:
+        return message, None
+    return head, tail[:-1]
 
 
 def wire_code(exc: BaseException) -> ErrorCode:
