@@ -179,3 +179,42 @@ def test_dry_run_plans_each_replica_and_touches_nothing(project: ComposeProject)
     assert journal(project) == []
     assert rotation_dirs(project) == []
     assert all_containers(project) == sorted(names)
+
+
+def test_replicas_on_different_versions_are_reported(project: ComposeProject) -> None:
+    """A rollout that stopped part-way leaves replicas on different versions: dry runs and
+    recover say so (versions only), and rotating the service aligns them."""
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  web:"
+        + WEB_SERVICE
+        + "    scale: 2\n    environment:\n      MSG: dso://app/msg\n",
+    )
+    project.set_secret("app/msg", "v1")
+    project.dso("up", "-d")
+    web1, web2 = replicas(project, "web")
+    project.set_secret("app/msg", "v2")
+    project.dso("rotate", web1)  # one replica only, as a stopped rollout leaves it
+
+    plan = project.dso("rotate", "web", "--dry-run")
+    as_json = json.loads(project.dso("rotate", "web", "--dry-run", "--json").stdout)
+    recovered = project.dso("recover")
+    recovered_json = json.loads(project.dso("recover", "--json").stdout)
+
+    spread = f"{web1} MSG=local:2; {web2} MSG=local:1"
+    assert f"replicas hold different versions: {spread}" in plan.stdout
+    assert as_json["targets"][0]["mixed_versions"] == {
+        web1: {"MSG": "local:2"},
+        web2: {"MSG": "local:1"},
+    }
+    assert f"service web (project {project.name}): replicas hold different versions: {spread}" in (
+        recovered.stdout
+    )
+    (mixed,) = recovered_json["mixed_versions"]
+    assert (mixed["service"], mixed["containers"][web2]) == ("web", {"MSG": "local:1"})
+    assert "v1" not in recovered.stdout + plan.stdout and "v2" not in recovered.stdout
+    # Rotating the service brings the lagging replica along; then nothing is reported.
+    project.dso("rotate", "web")
+    assert "different versions" not in project.dso("rotate", "web", "--dry-run").stdout
+    assert json.loads(project.dso("recover", "--json").stdout)["mixed_versions"] == []
