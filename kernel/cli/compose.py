@@ -41,8 +41,9 @@ def up(app: Application, args: tuple[str, ...]) -> int:
     and `up`'s own flags and services, in any order. `dso://REF` values of a service's
     environment become environment variables (visible in `docker inspect`: a warning says so);
     `dsofile://REF` values become files under /run/secrets/dso in the container (0400, on a
-    host tmpfs) and the variable holds the file's path. Exits with compose's exit code, or
-    dso's when a reference cannot be delivered (nothing is started then).
+    host tmpfs) and the variable holds the file's path. With SERVICE names, only the references
+    of the services that start (those named and their dependencies) must resolve. Exits with
+    compose's exit code, or dso's when a reference cannot be delivered (nothing is started then).
 
     \b
     Examples:
@@ -86,12 +87,14 @@ def _up(
     import contextlib
     import os
 
+    from kernel.compose.args import up_selection
     from kernel.compose.inject import (
         deliver_files,
         locate_problems,
         problems_error,
         remove_stale_projects,
         resolve,
+        started_services,
     )
     from kernel.compose.rewrite import rewrite_model
     from kernel.compose.runner import run_with_model
@@ -99,6 +102,10 @@ def _up(
     from kernel.injection.tmpfs import SecretsDir, default_base
 
     _show_compose_warnings(progress, project.warnings)
+    started = started_services(project.model, up_selection(compose_args.rest))
+    if started is not None:
+        # `up -d web` starts web and what it depends on: only their secrets must resolve.
+        scan = scan.only(started)
     problems = list(scan.problems)
     values: dict[SecretReference, Resolved] = {}
     refs = scan.references()

@@ -31,6 +31,20 @@ VALUE_FLAGS = {
 BOOL_FLAGS = frozenset({"--compatibility", "--dry-run", "--all-resources"})
 #: Flags dso sets itself on the second compose call (from the first call's answer).
 _PINNED = frozenset({"--file", "--project-name", "--project-directory"})
+#: ``docker compose up`` flags that take a value (compose v2 ``up --help``); the arguments of
+#: ``up`` that are neither flags nor their values are service names.
+#: (``-t``, the short ``--timeout``, is handled with the other short flags.)
+UP_VALUE_FLAGS = frozenset(
+    {
+        "--attach",
+        "--exit-code-from",
+        "--no-attach",
+        "--pull",
+        "--scale",
+        "--timeout",
+        "--wait-timeout",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +63,44 @@ class ComposeArgs:
     shared_flags: tuple[str, ...] = ()
     #: What is left: the compose command's own flags and arguments, in order.
     rest: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpSelection:
+    """Which services ``docker compose up`` starts, as its command line says."""
+
+    #: The services named (empty: every service of the project).
+    services: tuple[str, ...] = ()
+    #: ``--no-deps``: the named services without what they depend on.
+    no_deps: bool = False
+
+
+def up_selection(rest: Sequence[str]) -> UpSelection:
+    """The services named by ``up``'s own arguments (``ComposeArgs.rest``), e.g.
+    ``-d --scale web=2 -t 5 web worker`` → ``web``, ``worker``."""
+    services: list[str] = []
+    no_deps = False
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        index += 1
+        if arg == "--":
+            services.extend(rest[index:])
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name == "--no-deps":
+                no_deps = value.lower() not in ("false", "0") if eq else True
+            elif name in UP_VALUE_FLAGS and not eq:
+                index += 1
+            continue
+        if arg.startswith("-") and len(arg) > 1:
+            # Short flags may be grouped (-dV); -t takes the rest of the group, else the next.
+            if arg.endswith("t") and "t" not in arg[1:-1]:
+                index += 1
+            continue
+        services.append(arg)
+    return UpSelection(tuple(services), no_deps)
 
 
 def split_args(args: Sequence[str], *, anywhere: bool = True) -> ComposeArgs:

@@ -2,6 +2,7 @@
 
     load_project  → docker compose config: the model, its name, files and working directory
     scan_project  → the references of each service, and what file delivery needs
+    started_services → which services ``up SERVICE…`` starts (only theirs are resolved)
     resolve       → one batch through the Resolver; every failure becomes a Problem
     deliver_files → the dsofile:// files on the tmpfs (atomic ..data swap per service)
     rewrite_model → (kernel.compose.rewrite) placeholders, mounts, labels
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel.compose.args import ComposeArgs
+from kernel.compose.args import ComposeArgs, UpSelection
 from kernel.compose.files import ProjectFiles, locate, project_files
 from kernel.compose.runner import PendingModel as start_model
 from kernel.compose.runner import compose_projects, image_user
@@ -97,6 +98,26 @@ def scan_project(project: Project) -> Scan:
         return users[image]
 
     return scan_model(project.model, lookup)
+
+
+def started_services(model: Mapping[str, Any], selection: UpSelection) -> frozenset[str] | None:
+    """The services ``up`` starts: those named and, without ``--no-deps``, everything they
+    depend on (compose writes ``links``, ``network_mode: service:…`` and ``volumes_from`` into
+    ``depends_on`` too). None means every service: none named, or a name the model does not
+    have (compose reports it; dso checks everything, as without names)."""
+    services: Mapping[str, Any] = model.get("services") or {}
+    if not selection.services or any(s not in services for s in selection.services):
+        return None
+    started: set[str] = set()
+    todo = list(selection.services)
+    while todo:
+        name = todo.pop()
+        if name in started:
+            continue
+        started.add(name)
+        if not selection.no_deps:
+            todo += [d for d in services[name].get("depends_on") or {} if d in services]
+    return frozenset(started)
 
 
 def resolve(

@@ -12,7 +12,8 @@ not raised, so ``validate`` can list all of them; each names the service and var
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,10 @@ MOUNT_LABEL = "dso.secrets.path"
 #: Labels dso puts on the containers of services that use references.
 REFS_LABEL = "dso.refs"
 VERSIONS_LABEL = "dso.versions"
+#: Directories a container needs for itself: a secrets mount there would hide them.
+SYSTEM_DIRS = ("/dev", "/proc", "/sys")
+#: A portable environment variable name (POSIX.1-2017, 8.1): the names every shell keeps.
+_POSIX_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Looks up an image's configured ``USER`` (None: image not present locally).
 ImageUser = Callable[[str], "str | None"]
@@ -99,6 +104,14 @@ class Scan:
             seen.update(dict.fromkeys(secrets.references.values()))
         return list(seen)
 
+    def only(self, services: Collection[str]) -> Scan:
+        """The part of this scan about ``services`` (what ``up SERVICE…`` starts)."""
+        return Scan(
+            self.project,
+            {name: s for name, s in self.services.items() if name in services},
+            [p for p in self.problems if p.service in services],
+        )
+
 
 def scan_model(model: Mapping[str, Any], image_user: ImageUser | None = None) -> Scan:
     """Find every reference of ``model`` and check what its service needs.
@@ -129,6 +142,10 @@ def _scan_service(
         if not is_reference(text):
             continue
         secrets.written[variable] = text
+        bad_name = env_name_problem(variable)
+        if bad_name is not None:
+            problems.append(Problem(name, variable, text, bad_name))
+            continue
         try:
             ref = parse_reference(text)
         except SecretReferenceError as exc:
@@ -147,26 +164,27 @@ def _scan_service(
         secrets.files[variable] = ref
     if not secrets.written:
         return None
-    _check_collisions(secrets, problems)
     return secrets
 
 
-def _check_collisions(secrets: ServiceSecrets, problems: list[Problem]) -> None:
-    by_file: dict[str, str] = {}
-    for variable, name in secrets.file_names.items():
-        other = by_file.setdefault(name, variable)
-        if other != variable:
-            problems.append(
-                Problem(
-                    secrets.service,
-                    variable,
-                    secrets.written[variable],
-                    ComposeError(
-                        f"{variable} and {other} would both be delivered as the file {name}",
-                        hint="rename one of the variables",
-                    ),
-                )
-            )
+def env_name_problem(variable: str) -> ComposeError | None:
+    """Why ``variable`` cannot carry a secret (None: it can). Docker passes any name, but
+    ``sh`` and most programs silently drop a name that is not a POSIX name (``1BAD``, ``ÜNI``,
+    ``A-B``): the secret, or its file's path, would never arrive."""
+    if _POSIX_NAME.fullmatch(variable):
+        return None
+    if not variable:
+        why = "is empty"
+    elif variable[0] in "0123456789":
+        why = "starts with a digit"
+    else:
+        bad = next(ch for ch in variable if not _POSIX_NAME.fullmatch("_" + ch))
+        why = f"contains {bad!r}"
+    return ComposeError(
+        f"the variable name {variable!r} {why}: shells drop such names from the environment, "
+        "so the secret would silently not arrive",
+        hint="name it with letters, digits and _ only, not starting with a digit, e.g. DB_PASSWORD",
+    )
 
 
 def _check_mount(
@@ -185,6 +203,21 @@ def _check_mount(
                     ComposeError(
                         f"label {MOUNT_LABEL}={path!r} must be a normalised absolute directory "
                         "other than /, e.g. /run/secrets/app"
+                    ),
+                )
+            )
+            return
+        system = next((d for d in SYSTEM_DIRS if path == d or path.startswith(d + "/")), None)
+        if system is not None:
+            problems.append(
+                Problem(
+                    secrets.service,
+                    None,
+                    None,
+                    ComposeError(
+                        f"label {MOUNT_LABEL}={path!r} is inside {system}, which the container "
+                        "needs for itself: the secrets mount would hide it",
+                        hint="choose a directory of its own, e.g. /run/secrets/app",
                     ),
                 )
             )

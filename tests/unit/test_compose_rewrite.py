@@ -158,14 +158,15 @@ def test_each_bad_input_is_a_problem_naming_service_and_variable() -> None:
         ("api", "EMPTY_PATH", "SecretReferenceError"),
         ("api", "BAD_VERSION", "SecretReferenceError"),
         ("api", "QUESTION", "SecretReferenceError"),
-        ("files", "A_B", "ComposeError"),  # A:B (first, compose sorts keys) and A_B: file A_B
+        ("files", "A.B", "ComposeError"),  # not a POSIX name: shells drop it
+        ("files", "A:B", "ComposeError"),
         ("files", None, "ComposeError"),  # user: app is a name
         ("mounted", None, "ComposeError"),  # /run/secrets/dso is already a mount
         ("badpath", None, "ComposeError"),  # dso.secrets.path is relative
     }
     by_key = {(p.service, p.variable): p for p in scan.problems}
     assert "the secret path is empty" in by_key["api", "EMPTY_PATH"].message
-    assert "A_B and A:B would both be delivered as the file A_B" in by_key["files", "A_B"].message
+    assert "the variable name 'A:B' contains ':'" in by_key["files", "A:B"].message
     assert "user: 'app'" in by_key["files", None].message
     assert "already a mount" in by_key["mounted", None].message
     assert by_key["api", "QUESTION"].reference == "dso://app/db?x"
