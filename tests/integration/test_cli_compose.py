@@ -79,11 +79,11 @@ def dso(run_dso: RunDso, canary: str, shm: Path, monkeypatch: pytest.MonkeyPatch
 def test_up_delivers_env_through_compose_env_and_files_on_tmpfs(
     dso: RunDso, calls: dict[str, Any], canary: str, shm: Path
 ) -> None:
-    result = dso("up", "-d", "-f", "compose.yaml", "--profile", "tools", "web")
+    result = dso("up", "-d", "-f", "compose.yaml", "--profile", "tools", "web", "worker")
     assert result.exit_code == 0, result.stderr
     assert canary not in result.output
     assert calls["config_args"].files == ("compose.yaml",)
-    assert calls["command"] == ["up", "-d", "web"]
+    assert calls["command"] == ["up", "-d", "web", "worker"]
     assert calls["project"] == "shop"
     (placeholder,) = calls["secret_env"]
     assert calls["secret_env"][placeholder].reveal_text() == canary
