@@ -26,21 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel.compose.rewrite import CONFIG_HASH_LABEL, rewrite_model
+from kernel.compose.rewrite import rewrite_model
 from kernel.compose.runner import service_hash
-from kernel.compose.scan import REFS_LABEL, Scan, scan_model, unescape
+from kernel.compose.scan import Scan, scan_model, unescape
 from kernel.errors import DSOError
 from kernel.injection.tmpfs import SecretsDir
+from kernel.labels import COMPOSE_HASH_LABEL, CONFIG_HASH_LABEL, REFS_LABEL
 
 if TYPE_CHECKING:
     from kernel.compose.inject import Project
     from kernel.injection.resolver import Resolved
     from kernel.reference import SecretReference
 
-#: The label compose compares with the model's hash of the service.
-COMPOSE_HASH_LABEL = "com.docker.compose.config-hash"
-
-__all__ = ["COMPOSE_HASH_LABEL", "CONFIG_HASH_LABEL", "ComposeHasher", "HashUpdate"]
+__all__ = ["ComposeHasher", "HashUpdate"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel.compose.scan import REFS_LABEL, VERSIONS_LABEL, Scan, escape
+from kernel.compose.scan import Scan, escape
 from kernel.injection.resolver import Resolved
+from kernel.labels import CONFIG_HASH_LABEL, REFS_LABEL, VERSIONS_LABEL
 from kernel.reference import SecretReference
 from kernel.secret_value import SecretValue
 
 PLACEHOLDER_PREFIX = "DSO_SECRET_"
-#: Label: :func:`dso_config_hash` of the service the container was created from.
-CONFIG_HASH_LABEL = "dso.config-hash"
 
 
 @dataclass(frozen=True, slots=True)

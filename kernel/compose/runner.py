@@ -20,10 +20,10 @@ from typing import Any
 
 from kernel.compose.args import ComposeArgs
 from kernel.errors import ComposeError, DockerUnavailableError
+from kernel.labels import COMPOSE_PROJECT_LABEL
 from kernel.secret_value import SecretValue
 
 DOCKER = "docker"
-PROJECT_LABEL = "com.docker.compose.project"
 #: How long reading the model may take (compose may fetch remote includes).
 CONFIG_TIMEOUT = 120.0
 _LOGRUS = re.compile(r'^time="[^"]*" level=(\w+) msg="((?:[^"\\]|\\.)*)"\s*$')
@@ -272,8 +272,8 @@ def compose_projects(env: Mapping[str, str]) -> set[str]:
             DOCKER,
             "ps",
             "--all",
-            f"--filter=label={PROJECT_LABEL}",
-            "--format={{.Label " + json.dumps(PROJECT_LABEL) + "}}",
+            f"--filter=label={COMPOSE_PROJECT_LABEL}",
+            "--format={{.Label " + json.dumps(COMPOSE_PROJECT_LABEL) + "}}",
         ],
         cwd=None,
         env=env,

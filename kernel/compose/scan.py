@@ -20,15 +20,11 @@ from typing import Any
 from kernel.errors import ComposeError, DSOError, SecretReferenceError
 from kernel.injection.atomic_dir import Owner
 from kernel.injection.filenames import file_name
+from kernel.labels import MOUNT_LABEL
 from kernel.reference import Delivery, SecretReference, is_reference, parse_reference
 
 #: Where ``dsofile://`` files appear inside a container unless the service says otherwise.
 DEFAULT_MOUNT = "/run/secrets/dso"
-#: Service label choosing another directory (compose drops ``x-`` keys of services).
-MOUNT_LABEL = "dso.secrets.path"
-#: Labels dso puts on the containers of services that use references.
-REFS_LABEL = "dso.refs"
-VERSIONS_LABEL = "dso.versions"
 #: Directories a container needs for itself: a secrets mount there would hide them.
 SYSTEM_DIRS = ("/dev", "/proc", "/sys")
 #: A portable environment variable name (POSIX.1-2017, 8.1): the names every shell keeps.

@@ -37,14 +37,16 @@ from kernel.config.units import parse_duration
 from kernel.containers.client import docker_errors
 from kernel.containers.view import ContainerView
 from kernel.errors import DockerError, UsageError
+from kernel.labels import (
+    HEALTH_EXEC_LABEL,
+    HEALTH_HTTP_LABEL,
+    HEALTH_RUNNING_LABEL,
+    HEALTH_TCP_LABEL,
+)
 
 if TYPE_CHECKING:
     import docker
 
-EXEC_LABEL = "dso.health.exec"
-TCP_LABEL = "dso.health.tcp"
-HTTP_LABEL = "dso.health.http"
-RUNNING_LABEL = "dso.health.running"
 #: Seconds a container without any health check must stay up.
 DEFAULT_RUNNING = 1.0
 #: Seconds between two probe attempts.
@@ -104,22 +106,22 @@ class HealthReport:
 def probe_for(view: ContainerView, *, default_running: float = DEFAULT_RUNNING) -> Probe:
     """The probe for ``view``: a ``dso.health.*`` label, else its HEALTHCHECK, else running."""
     labels = view.labels
-    if labels.get(EXEC_LABEL):
-        raw = labels[EXEC_LABEL]
+    if labels.get(HEALTH_EXEC_LABEL):
+        raw = labels[HEALTH_EXEC_LABEL]
         command = _json_list(raw)
         if command is not None:
             return Probe("exec", tuple(command))
         return Probe("exec", (*view.shell, raw), shell=tuple(view.shell))
-    if labels.get(TCP_LABEL):
-        return Probe("tcp", port=_port(labels[TCP_LABEL], TCP_LABEL))
-    if labels.get(HTTP_LABEL):
-        port, slash, path = labels[HTTP_LABEL].lstrip(":").partition("/")
-        return Probe("http", port=_port(port, HTTP_LABEL), path="/" + path if slash else "/")
-    if labels.get(RUNNING_LABEL):
+    if labels.get(HEALTH_TCP_LABEL):
+        return Probe("tcp", port=_port(labels[HEALTH_TCP_LABEL], HEALTH_TCP_LABEL))
+    if labels.get(HEALTH_HTTP_LABEL):
+        port, slash, path = labels[HEALTH_HTTP_LABEL].lstrip(":").partition("/")
+        return Probe("http", port=_port(port, HEALTH_HTTP_LABEL), path="/" + path if slash else "/")
+    if labels.get(HEALTH_RUNNING_LABEL):
         try:
-            duration = parse_duration(labels[RUNNING_LABEL])
+            duration = parse_duration(labels[HEALTH_RUNNING_LABEL])
         except ValueError as exc:
-            raise UsageError(f"label {RUNNING_LABEL}: {exc}") from None
+            raise UsageError(f"label {HEALTH_RUNNING_LABEL}: {exc}") from None
         return Probe("running", duration=duration)
     test = view.healthcheck_test
     if test is not None:
@@ -368,9 +370,11 @@ def _json_list(raw: str) -> list[str] | None:
     try:
         value = json.loads(raw)
     except ValueError:
-        raise UsageError(f"label {EXEC_LABEL}: not a JSON array of strings: {raw!r}") from None
+        raise UsageError(
+            f"label {HEALTH_EXEC_LABEL}: not a JSON array of strings: {raw!r}"
+        ) from None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
-        raise UsageError(f"label {EXEC_LABEL}: not a JSON array of strings: {raw!r}")
+        raise UsageError(f"label {HEALTH_EXEC_LABEL}: not a JSON array of strings: {raw!r}")
     return value
 
 

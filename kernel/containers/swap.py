@@ -154,6 +154,11 @@ class Swap:
     def remove_old(self) -> None:
         self.remove(self.old.id, force=False)
 
+    def signal(self, signal: str) -> None:
+        """Send ``signal`` (``SIGHUP``) to the old container: the ``reload`` strategy."""
+        with docker_errors(f"sending {signal} to {self.target}"):
+            self.client.api.kill(self.old.id, signal=signal)
+
     # -- undo -------------------------------------------------------------------------------
 
     def remove_new(self) -> None:
@@ -213,6 +218,13 @@ class Swap:
         if self.new_id is None:
             raise RuntimeError("the new container has not been created")
         return self.new_id
+
+
+def rename(client: docker.DockerClient, view: ContainerView, name: str) -> None:
+    """Give ``view`` the name ``name`` (nothing when it has it already)."""
+    if view.name != name:
+        with docker_errors(f"renaming {view.name} to {name}"):
+            client.api.rename(view.id, name)
 
 
 def ensure_running(client: docker.DockerClient, view: ContainerView) -> None:

@@ -12,20 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Label a rotation puts on the container it creates: the rotation id.
-ROTATION_LABEL = "dso.rotation"
-#: Label naming the dso installation (its journal) that created the container: ``recover``
-#: only touches leftovers of its own installation, never another one's rotation in flight.
-OWNER_LABEL = "dso.rotation.owner"
-#: Label choosing the strategy of one container (overrides the configured default).
-STRATEGY_LABEL = "dso.strategy"
-#: Label naming the signal the ``reload`` strategy sends (default SIGHUP).
-RELOAD_SIGNAL_LABEL = "dso.reload.signal"
-#: Label listing volume names (comma-separated, or ``*``) that two copies may share.
-SHARED_VOLUMES_LABEL = "dso.shared-volumes"
-#: Volume label marking a volume as safe to share between two copies of a container.
-SHARED_VOLUME_LABEL = "dso.shared"
-
 #: ``<name>_dso_new_<id>`` / ``<name>_dso_backup_<id>``: the temporary names of a rotation.
 TEMP_NAME = re.compile(r"^(?P<target>.+)_dso_(?P<kind>new|backup)_(?P<rotation>[0-9a-f]{8})$")
 

@@ -22,13 +22,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from kernel.containers.view import (
-    RELOAD_SIGNAL_LABEL,
-    SHARED_VOLUMES_LABEL,
-    STRATEGY_LABEL,
-    ContainerView,
-)
+from kernel.containers.view import ContainerView
 from kernel.errors import UsageError
+from kernel.labels import RELOAD_SIGNAL_LABEL, SHARED_VOLUMES_LABEL, STRATEGY_LABEL
 from kernel.rotation.states import Strategy
 
 AUTO = "auto"

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING
 from kernel.config.model import RotationConfig
 from kernel.containers.health import probe_for
 from kernel.containers.swap import Swap, find, volume_labels
-from kernel.containers.view import SHARED_VOLUME_LABEL, TEMP_NAME, ContainerView
+from kernel.containers.view import TEMP_NAME, ContainerView
 from kernel.errors import DockerNotFoundError, RotationError
 from kernel.extensions.events import RotationEvent, new_trace_id
+from kernel.labels import COMPOSE_PROJECT_LABEL, SHARED_VOLUME_LABEL
 from kernel.log import get_logger
 from kernel.rotation import fault
 from kernel.rotation.choose import choose_strategy, exclusive_resources
@@ -305,7 +306,7 @@ class RotationEngine:
             target=plan.target,
             strategy=plan.strategy.value,
             step="plan",
-            project=view.labels.get("com.docker.compose.project"),
+            project=view.labels.get(COMPOSE_PROJECT_LABEL),
             service=identity[1] if identity else None,
             trigger="forced" if plan.forced else self.trigger,
             old_container=view.id,

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel.compose.scan import DEFAULT_MOUNT, MOUNT_LABEL
-from kernel.containers.client import docker_errors
+from kernel.compose.scan import DEFAULT_MOUNT
+from kernel.containers.listing import list_containers
 from kernel.containers.view import ContainerView
 from kernel.errors import DSOError, RotationBusyError, RotationError
 from kernel.injection.atomic_dir import (
@@ -43,6 +43,7 @@ from kernel.injection.atomic_dir import (
 )
 from kernel.injection.filenames import file_name
 from kernel.injection.tmpfs import require_tmpfs
+from kernel.labels import MOUNT_LABEL
 from kernel.log import get_logger
 from kernel.secret_value import SecretValue
 
@@ -224,14 +225,10 @@ class FileDelivery:
 
 def mounted_sources(client: docker.DockerClient) -> set[str]:
     """Host paths bind-mounted by any container of the daemon, running or not."""
-    with docker_errors("listing containers"):
-        listed = client.api.containers(all=True)
     found: set[str] = set()
-    for item in listed:
-        for mount in item.get("Mounts") or ():
-            if mount.get("Type") == "bind" and mount.get("Source"):
-                source = str(mount["Source"])
-                found.update((source, os.path.realpath(source)))
+    for item in list_containers(client):
+        for source in item.bind_sources:
+            found.update((source, os.path.realpath(source)))
     return found
 
 

@@ -19,10 +19,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from kernel.compose.scan import REFS_LABEL, VERSIONS_LABEL
 from kernel.containers.view import ContainerView
 from kernel.errors import RotationError
 from kernel.injection.resolver import Outcome, Resolver, require
+from kernel.labels import REFS_LABEL, VERSIONS_LABEL
 from kernel.reference import Delivery, SecretReference, parse_reference
 from kernel.rotation.model import ChangedReference, Changes, Fetch
 from kernel.rotation.targets import compose_identity

@@ -41,10 +41,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel.containers.client import docker_errors
-from kernel.containers.swap import Swap, ensure_running, find, find_exact
-from kernel.containers.view import OWNER_LABEL, TEMP_NAME, ContainerView
+from kernel.containers.listing import list_containers
+from kernel.containers.swap import Swap, ensure_running, find, find_exact, rename
+from kernel.containers.view import TEMP_NAME, ContainerView
 from kernel.errors import DSOError, RotationBusyError
+from kernel.labels import OWNER_LABEL
 from kernel.log import get_logger
 from kernel.rotation.files import discard_unmounted
 from kernel.rotation.journal import Journal, RotationEntry
@@ -185,13 +186,13 @@ def _converge(client: docker.DockerClient, entry: RotationEntry) -> tuple[str, R
             reason = "the new container had passed its health gate: finished the swap"
             return "forward", RotationStatus.RECOVERED, reason
         if old is not None:
-            _rename(client, old, target)
+            rename(client, old, target)
             swap.remove_new()
             if entry.old_running:
                 ensure_running(client, _refresh(client, old))
             return "rolled_back", RotationStatus.RECOVERED, "renamed the old container back"
         if new is not None:
-            _rename(client, new, target)
+            rename(client, new, target)
             ensure_running(client, _refresh(client, new))
             reason = (
                 "the old container is gone; the unconfirmed new container now serves under "
@@ -257,12 +258,6 @@ def _retire(swap: Swap, old: ContainerView) -> None:
     swap.remove(old.id, force=False)
 
 
-def _rename(client: docker.DockerClient, view: ContainerView, name: str) -> None:
-    if view.name != name:
-        with docker_errors(f"renaming {view.name} to {name}"):
-            client.api.rename(view.id, name)
-
-
 def _refresh(client: docker.DockerClient, view: ContainerView) -> ContainerView:
     return find(client, view.id) or view
 
@@ -275,15 +270,14 @@ def _orphans(
     live: set[str],
 ) -> list[Recovered]:
     results: list[Recovered] = []
-    with docker_errors("listing containers"):
-        listed = client.api.containers(all=True, filters={"name": "_dso_"})
+    listed = list_containers(client, name="_dso_")
     unfinished = {e.id for e in journal.needing_recovery()}
     found = []
     for item in listed:
-        for name in item.get("Names") or ():
-            match = TEMP_NAME.match(str(name).lstrip("/"))
+        for name in item.names:
+            match = TEMP_NAME.match(name)
             if match and match["target"] not in live and match["rotation"] not in unfinished:
-                found.append((match, str(item["Id"])))
+                found.append((match, item.id))
     # Backups first: with no canonical container, the old (known-good) one takes the name.
     found.sort(key=lambda pair: pair[0]["kind"] != "backup")
     for match, container_id in found:
@@ -308,7 +302,7 @@ def _orphan(
 ) -> Recovered:
     holder = find_exact(client, target)
     if holder is None:
-        _rename(client, orphan, target)
+        rename(client, orphan, target)
         ensure_running(client, _refresh(client, orphan))
         reason = f"{orphan.name} was the only copy left: renamed to {target} and started"
         return Recovered(target, rotation_id, "adopted", None, reason)

@@ -36,16 +36,11 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel.containers.client import docker_errors
 from kernel.containers.clone import clone_spec, resolve_image
 from kernel.containers.health import HealthReport, Probe
 from kernel.containers.swap import Swap, find
-from kernel.containers.view import (
-    OWNER_LABEL,
-    RELOAD_SIGNAL_LABEL,
-    ROTATION_LABEL,
-)
 from kernel.errors import DockerError, DSOError, RotationError
+from kernel.labels import OWNER_LABEL, RELOAD_SIGNAL_LABEL, ROTATION_LABEL
 from kernel.rotation import fault
 from kernel.rotation.files import FileDelivery, SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
@@ -268,9 +263,7 @@ class RotationRun:
             raise Vetoed(veto.extension, veto.reason)
 
     def _signal(self) -> None:
-        signal = self.swap.old.labels.get(RELOAD_SIGNAL_LABEL) or "SIGHUP"
-        with docker_errors(f"sending {signal} to {self.swap.target}"):
-            self.swap.client.api.kill(self.swap.old.id, signal=signal)
+        self.swap.signal(self.swap.old.labels.get(RELOAD_SIGNAL_LABEL) or "SIGHUP")
 
     # -- endings ----------------------------------------------------------------------------
 

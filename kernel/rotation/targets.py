@@ -19,19 +19,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kernel.compose.scan import VERSIONS_LABEL
-from kernel.containers.client import docker_errors
+from kernel.containers.listing import list_containers
 from kernel.containers.swap import find
 from kernel.containers.view import TEMP_NAME, ContainerView
 from kernel.errors import DockerNotFoundError
+from kernel.labels import (
+    COMPOSE_NUMBER_LABEL,
+    COMPOSE_ONEOFF_LABEL,
+    COMPOSE_PROJECT_LABEL,
+    COMPOSE_SERVICE_LABEL,
+    VERSIONS_LABEL,
+)
 
 if TYPE_CHECKING:
     import docker
-
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-NUMBER_LABEL = "com.docker.compose.container-number"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
 
 
 def container_lock_key(name: str) -> str:
@@ -55,8 +56,8 @@ def service_of_lock_key(key: str) -> tuple[str, str] | None:
 def compose_identity(view: ContainerView) -> tuple[str, str] | None:
     """``(project, service)`` of a compose container, None for any other container."""
     labels = view.labels
-    project, service = labels.get(PROJECT_LABEL), labels.get(SERVICE_LABEL)
-    if project and service and labels.get(ONEOFF_LABEL, "False") != "True":
+    project, service = labels.get(COMPOSE_PROJECT_LABEL), labels.get(COMPOSE_SERVICE_LABEL)
+    if project and service and labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True":
         return project, service
     return None
 
@@ -108,15 +109,16 @@ def service_containers(
     client: docker.DockerClient, project: str, service: str
 ) -> list[ContainerView]:
     """The replicas of ``service``, by container number (rotated in that order)."""
-    filters = {"label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]}
-    with docker_errors(f"listing the containers of service {service}"):
-        listed = client.api.containers(all=True, filters=filters)
+    listed = list_containers(
+        client,
+        labels=(f"{COMPOSE_PROJECT_LABEL}={project}", f"{COMPOSE_SERVICE_LABEL}={service}"),
+        action=f"listing the containers of service {service}",
+    )
     views = []
     for item in listed:
-        names = [str(n).lstrip("/") for n in item.get("Names") or ()]
-        if any(TEMP_NAME.match(n) for n in names):
+        if any(TEMP_NAME.match(n) for n in item.names):
             continue
-        view = find(client, str(item["Id"]))
+        view = find(client, item.id)
         if view is not None and compose_identity(view) == (project, service):
             views.append(view)
     return sorted(views, key=_number)
@@ -197,13 +199,14 @@ def version_spread(views: Iterable[ContainerView]) -> dict[str, dict[str, str]]:
 
 def mixed_services(client: docker.DockerClient) -> list[tuple[Target, dict[str, dict[str, str]]]]:
     """Every compose service with dso-managed replicas on different versions."""
-    with docker_errors("listing the containers dso manages"):
-        listed = client.api.containers(all=True, filters={"label": [VERSIONS_LABEL]})
+    listed = list_containers(
+        client, labels=(VERSIONS_LABEL,), action="listing the containers dso manages"
+    )
     services: dict[tuple[str, str], None] = {}
     for item in listed:
-        labels = item.get("Labels") or {}
-        project, service = labels.get(PROJECT_LABEL), labels.get(SERVICE_LABEL)
-        if project and service and labels.get(ONEOFF_LABEL, "False") != "True":
+        labels = item.labels
+        project, service = labels.get(COMPOSE_PROJECT_LABEL), labels.get(COMPOSE_SERVICE_LABEL)
+        if project and service and labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True":
             services[(project, service)] = None
     found = []
     for project, service in services:
@@ -232,5 +235,5 @@ def _versions(view: ContainerView) -> dict[str, str]:
 
 
 def _number(view: ContainerView) -> tuple[int, str]:
-    raw = view.labels.get(NUMBER_LABEL, "")
+    raw = view.labels.get(COMPOSE_NUMBER_LABEL, "")
     return (int(raw) if raw.isdigit() else 1 << 30, view.name)

@@ -10,8 +10,9 @@ import pytest
 
 from kernel.compose.args import UpSelection, split_args, up_selection
 from kernel.compose.inject import started_services
-from kernel.compose.scan import MOUNT_LABEL, env_name_problem, scan_model
+from kernel.compose.scan import env_name_problem, scan_model
 from kernel.errors import ComposeError
+from kernel.labels import MOUNT_LABEL
 
 
 def service(env: dict[str, str], **extra: Any) -> dict[str, Any]:

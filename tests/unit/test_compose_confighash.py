@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from kernel.compose.args import ComposeArgs
-from kernel.compose.confighash import COMPOSE_HASH_LABEL, ComposeHasher
+from kernel.compose.confighash import ComposeHasher
 from kernel.compose.files import ProjectFiles
 from kernel.compose.inject import Project
 from kernel.compose.rewrite import rewrite_model
 from kernel.compose.scan import scan_model, unescape
 from kernel.errors import ComposeError
 from kernel.injection.resolver import Resolved
+from kernel.labels import COMPOSE_HASH_LABEL
 from kernel.secret_value import SecretValue
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compose"
