@@ -43,8 +43,10 @@ HEALTH_RUNNING_LABEL = "dso.health.running"
 
 #: The rotation id.
 ROTATION_LABEL = "dso.rotation"
-#: The dso installation (its journal) that created the container: ``recover`` only touches
-#: leftovers of its own installation, never another one's rotation in flight.
+#: The dso installation (a digest of the host and its journal's path) that manages the container,
+#: written by ``docker dso up`` and kept by every rotation: its agent rotates it, no other
+#: installation's agent does, and ``recover`` only touches leftovers of its own installation,
+#: never another one's rotation in flight.
 OWNER_LABEL = "dso.rotation.owner"
 
 # -- compose's own labels ----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from kernel.errors import DSOError, ExitCode
 
 if TYPE_CHECKING:
     from kernel.paths import Layout
+    from kernel.runtime import Runtime
 
 
 class Abort(DSOError):
@@ -71,6 +72,13 @@ class Application:
         from kernel.paths import local_layout
 
         return local_layout()
+
+    def open_runtime(self) -> Runtime:
+        """A :class:`~kernel.runtime.Runtime` on this invocation's layout and configuration
+        (``-c``, else the spec's lookup order); the caller closes it. Raises ConfigError."""
+        from kernel.runtime import Runtime
+
+        return Runtime.load(self.layout, self.config_path)
 
     @property
     def debug(self) -> bool:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from kernel.cli.progress import Timer
     from kernel.compose.inject import Project
     from kernel.compose.scan import Scan
-    from kernel.injection.resolver import Resolved, Resolver
+    from kernel.injection.resolver import Resolved
     from kernel.reference import SecretReference
+    from kernel.runtime import Runtime
 
 PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 #: Compose commands that create containers: they need the secrets, so only `up` may run them.
@@ -55,7 +56,6 @@ def up(app: Application, args: tuple[str, ...]) -> int:
     import contextlib
 
     from kernel.compose.inject import PendingProject, scan_project
-    from kernel.injection.setup import make_resolver
 
     compose_args = split_args(args)
     progress = Progress()
@@ -66,12 +66,12 @@ def up(app: Application, args: tuple[str, ...]) -> int:
         ):
             # dso's configuration loads, and the default provider starts, while compose reads
             # the project.
-            resolver = make_resolver(app.layout, app.config_path)
-            stack.callback(resolver.close)
-            resolver.prewarm()
+            runtime = app.open_runtime()
+            stack.callback(runtime.close)
+            runtime.resolver.prewarm()
             project = pending.result()
             scan = scan_project(project)
-        return _up(app, compose_args, progress, read, project, scan, resolver)
+        return _up(app, compose_args, progress, read, project, scan, runtime)
 
 
 def _up(
@@ -81,7 +81,7 @@ def _up(
     read: Timer,
     project: Project,
     scan: Scan,
-    resolver: Resolver,
+    runtime: Runtime,
 ) -> int:
     """``up`` once the project is read: resolve, deliver, run compose."""
     import contextlib
@@ -122,8 +122,10 @@ def _up(
         )
         if file_count:
             _require_local_daemon(scan)
+        resolver = runtime.resolver
         with progress.step(f"resolving {len(refs)} secrets") as timer:
             values, more = resolve(scan, resolver)
+        runtime.stop_providers()  # not needed while compose runs (possibly attached, for hours)
         problems += more
         if not problems:
             by_provider: dict[str, int] = {}
@@ -151,7 +153,7 @@ def _up(
             f"{secrets_dir.project_dir(project.name)} (tmpfs) in {timer}"
         )
     remove_stale_projects(secrets_dir, project.env, keep=project.name)
-    rewritten = rewrite_model(project.model, scan, values, dirs)
+    rewritten = rewrite_model(project.model, scan, values, dirs, owner=runtime.journal.owner)
     del values
     code = run_with_model(
         project.name,

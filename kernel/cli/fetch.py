@@ -40,18 +40,16 @@ def fetch(app: Application, reference: str, reveal: bool, as_json: bool) -> None
       docker dso fetch dso://vault:kv/app/db#password --json
       docker dso fetch dso://aws:prod/db@AWSPREVIOUS --reveal
     """
-    from kernel.config import load_config
     from kernel.protocol import SecretRef, exception_for
-    from kernel.provider_host import ProviderHost
     from kernel.reference import parse_reference
 
     ref = parse_reference(reference)
-    config = load_config(app.config_path).config
-    name = ref.provider or config.default_provider
-    config.provider(name)  # an unknown provider fails before anything starts
+    runtime = app.open_runtime()
+    name = ref.provider or runtime.config.default_provider
+    runtime.config.provider(name)  # an unknown provider fails before anything starts
     started = time.perf_counter()
-    with ProviderHost(config, app.layout) as host:
-        provider = host.client(name)
+    with runtime:
+        provider = runtime.host.client(name)
         result = provider.get([SecretRef(_REF_ID, ref.path, ref.field, ref.version)])
         total = time.perf_counter() - started
         get_stats = provider.stats.get("get")

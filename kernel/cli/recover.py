@@ -11,8 +11,8 @@ from kernel.errors import ExitCode
 
 if TYPE_CHECKING:
     from kernel.rotation.batch import TargetResult
-    from kernel.rotation.journal import Journal, RotationEntry
-    from kernel.rotation.locks import TargetLocks
+    from kernel.rotation.journal import RotationEntry
+    from kernel.runtime import Runtime
 
 
 @click.command("recover")
@@ -48,27 +48,25 @@ def recover(app: Application, no_resume: bool, as_json: bool) -> None:
       docker dso recover --json | jq '.recovered[] | select(.status == "critical_error")'
     """
     from kernel.containers.client import connect
-    from kernel.injection.tmpfs import default_base
-    from kernel.rotation import Journal, TargetLocks, lock_key
+    from kernel.rotation import lock_key
     from kernel.rotation import recover as run_recovery
     from kernel.rotation.files import sweep_base
     from kernel.rotation.strategies import CAUSES
     from kernel.rotation.targets import describe_spread, mixed_services
 
-    layout = app.layout
-    journal = Journal(layout.state)
-    locks = TargetLocks(layout.locks)
-    client = connect()
-    stale = [entry.id for entry in journal.stale()]
-    results = run_recovery(client, journal, locks, lock_key=lock_key)
-    swept = [str(p) for p in sweep_base(client, default_base(layout), locks)]
-    pending = journal.needing_resuming()
-    resumed: list[TargetResult] = []
-    if pending and not no_resume:
-        resumed = _resume(app, journal, locks, pending)
-    mixed = mixed_services(client)
-    client.close()
-    pruned = journal.prune()
+    with app.open_runtime() as runtime:
+        journal = runtime.journal
+        client = connect()
+        stale = [entry.id for entry in journal.stale()]
+        results = run_recovery(client, journal, runtime.locks, lock_key=lock_key)
+        swept = [str(p) for p in sweep_base(client, runtime.secrets_base, runtime.locks)]
+        pending = journal.needing_resuming()
+        resumed: list[TargetResult] = []
+        if pending and not no_resume:
+            resumed = _resume(app, runtime, pending)
+        mixed = mixed_services(client)
+        client.close()
+        pruned = journal.prune()
     by_id = {entry.id: entry for entry in journal.entries()}
 
     def why(rotation_id: str | None) -> str | None:
@@ -128,48 +126,28 @@ def recover(app: Application, no_resume: bool, as_json: bool) -> None:
         app.abort(f"rotating again failed for {names}", ExitCode.ROTATION)
 
 
-def _resume(
-    app: Application, journal: Journal, locks: TargetLocks, pending: list[RotationEntry]
-) -> list[TargetResult]:
+def _resume(app: Application, runtime: Runtime, pending: list[RotationEntry]) -> list[TargetResult]:
     """Rotate again what an interruption undid; mark each entry so it is done once."""
     import time
 
-    from kernel.cli.rotation_kit import (
-        finish_project,
-        project_hasher,
-        rollout_services,
-        start_project,
-    )
+    from kernel.cli.rotation_kit import finish_project, project_hasher, start_project
     from kernel.compose.args import split_args
-    from kernel.config import load_config
     from kernel.containers.client import connect
-    from kernel.rotation.batch import Batch, BatchSettings
     from kernel.rotation.recovery import resume_targets
     from kernel.rotation.targets import container_lock_key
 
-    config = load_config(app.config_path).config
     args = split_args([])
     with start_project(args) as reading:  # the current directory's, for compose's config hash
         project, _ = finish_project(app, args, reading, quiet=True)
     targets = resume_targets(pending)
-    with rollout_services(app, config) as (resolver, extensions):
-        settings = BatchSettings(
-            journal=journal,
-            locks=locks,
-            config=config.agent.rotation,
-            observer=extensions,
-            trigger="recover",
-        )
-        batch = Batch(
-            settings, connect=connect, resolver=resolver, hasher=project_hasher(app, project)
-        )
-        results = batch.run(targets)
+    batch = runtime.batch(connect=connect, hasher=project_hasher(runtime, project), trigger="recover")
+    results = batch.run(targets)
     status = {r.target.lock_key: r.status for r in results}
     now = time.time()
     for entry in pending:
         key = entry.lock_key or container_lock_key(entry.target)
         entry.resumed = {"at": round(now, 6), "status": status.get(key, "error")}
-        journal.save(entry)
+        runtime.journal.save(entry)
     return results
 
 

@@ -16,7 +16,7 @@ import click
 
 from kernel.cli.app import Application, pass_app
 from kernel.cli.rotate_output import show_result
-from kernel.cli.rotation_kit import finish_project, project_hasher, rollout_services, start_project
+from kernel.cli.rotation_kit import finish_project, project_hasher, start_project
 from kernel.errors import ExitCode
 from kernel.rotation.choose import CHOICES
 
@@ -107,10 +107,7 @@ def rotate(
     import dataclasses
 
     from kernel.compose.args import split_args
-    from kernel.config import load_config
     from kernel.containers.client import connect
-    from kernel.rotation import Journal, TargetLocks
-    from kernel.rotation.batch import Batch, BatchSettings
     from kernel.rotation.targets import resolve_targets
 
     tokens = [f"--file={f}" for f in files] + [f"--profile={p}" for p in profiles]
@@ -121,30 +118,26 @@ def rotate(
         tokens.append(f"--project-directory={project_directory}")
     compose_args = split_args(tokens)
     with start_project(compose_args) as pending:
-        config = load_config(app.config_path).config
-        rotation = config.agent.rotation
+        runtime = app.open_runtime()
+        rotation = runtime.config.agent.rotation
         if timeout is not None:
             rotation = dataclasses.replace(rotation, timeout=timeout)
         client = connect()
         project, name = finish_project(app, compose_args, pending)
-    hasher = project_hasher(app, project)
     services = list((project.model.get("services") or {}) if project else ())
-    chosen = resolve_targets(client, targets, project=name, services=services)
-    client.close()
-
-    with rollout_services(app, config) as (resolver, extensions):
-        settings = BatchSettings(
-            journal=Journal(app.layout.state),
-            locks=TargetLocks(app.layout.locks),
-            config=rotation,
-            observer=extensions,
+    with runtime:
+        chosen = resolve_targets(client, targets, project=name, services=services)
+        client.close()
+        batch = runtime.batch(
+            connect=connect,
+            hasher=project_hasher(runtime, project),
+            rotation=rotation,
             strategy=strategy,
             force=force,
             dry_run=dry_run,
             wait=wait,
             concurrency=concurrency,
         )
-        batch = Batch(settings, connect=connect, resolver=resolver, hasher=hasher)
         single = len(chosen) == 1 and not as_json
 
         def shown(result: TargetResult) -> None:

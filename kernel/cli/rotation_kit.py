@@ -1,11 +1,8 @@
-"""What ``rotate`` and ``recover`` both need to roll values out: the compose project of the
-current directory (so a rotated container keeps compose's config hash) and the provider host,
-resolver and extensions of one command."""
+"""What ``rotate`` and ``recover`` both need besides the :class:`~kernel.runtime.Runtime`: the
+compose project (so a rotated container keeps compose's config hash)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kernel.errors import DSOError
@@ -15,9 +12,7 @@ if TYPE_CHECKING:
     from kernel.compose.args import ComposeArgs
     from kernel.compose.confighash import ComposeHasher
     from kernel.compose.inject import PendingProject, Project
-    from kernel.config.model import Config
-    from kernel.extensions import Extensions
-    from kernel.injection.resolver import Resolver
+    from kernel.runtime import Runtime
 
 
 class NoProject:
@@ -66,38 +61,9 @@ def finish_project(
     return project, project.name
 
 
-def project_hasher(app: Application, project: Project | None) -> ComposeHasher | None:
+def project_hasher(runtime: Runtime, project: Project | None) -> ComposeHasher | None:
     if project is None:
         return None
     from kernel.compose.confighash import ComposeHasher
-    from kernel.injection.tmpfs import default_base
 
-    return ComposeHasher(project, default_base(app.layout))
-
-
-@contextlib.contextmanager
-def rollout_services(app: Application, config: Config) -> Iterator[tuple[Resolver, Extensions]]:
-    """A resolver on one provider host (started on first use, closed at the end) and the
-    loaded extensions, for the rotations of one command."""
-    import threading
-
-    from kernel.extensions import Extensions
-    from kernel.injection.host_resolver import ProviderHostResolver
-    from kernel.provider_host import ProviderHost
-
-    hosts: list[ProviderHost] = []
-    hosts_lock = threading.Lock()
-
-    def open_host() -> ProviderHost:
-        with hosts_lock:  # one host for every target (thread): one process per provider
-            if not hosts:
-                hosts.append(ProviderHost(config, app.layout))
-            return hosts[0]
-
-    resolver = ProviderHostResolver(config, open_host, keep_open=True)
-    try:
-        with Extensions.load(app.layout, config.extensions) as extensions:
-            yield resolver, extensions
-    finally:
-        for host in hosts:
-            host.close()
+    return ComposeHasher(project, runtime.secrets_base, runtime.journal.owner)

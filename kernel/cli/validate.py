@@ -40,7 +40,6 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
       docker dso validate --json | jq -r '.problems[] | "\\(.file):\\(.line) \\(.problem)"'
     """
     from kernel.compose.inject import PendingProject, locate_problems, resolve, scan_project
-    from kernel.injection.setup import make_resolver
 
     compose_args = split_args(args)
     if compose_args.rest:
@@ -48,7 +47,7 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
             f"validate takes only compose's global flags; unexpected: {compose_args.rest[0]!r}"
         )
     with PendingProject(compose_args) as pending:
-        resolver = make_resolver(app.layout, app.config_path)
+        runtime = app.open_runtime()
         try:
             project = pending.result()
         except ComposeError as exc:
@@ -59,7 +58,8 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
         app.warn(warning.removeprefix("warning: "))
     scan = scan_project(project)
     problems = list(scan.problems)
-    values, more = resolve(scan, resolver)
+    with runtime:
+        values, more = resolve(scan, runtime.resolver)
     problems += more
     failed = {(p.service, p.variable) for p in problems}
     storage = _secrets_dir_problem(app, scan)
@@ -79,7 +79,7 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
                     "reference": written,
                     "delivery": "file" if variable in wanted.files else "env",
                     "path": wanted.file_path(variable) if variable in wanted.files else None,
-                    "provider": resolver.provider_of(ref) if ref is not None else None,
+                    "provider": runtime.resolver.provider_of(ref) if ref is not None else None,
                     "version": resolved.version if resolved is not None else None,
                     "ok": (name, variable) not in failed and (name, None) not in failed,
                 }

@@ -54,8 +54,10 @@ class HashUpdate:
 class ComposeHasher:
     """Computes the compose hash a rotated container of ``project`` must carry."""
 
-    def __init__(self, project: Project, secrets_base: Path) -> None:
+    def __init__(self, project: Project, secrets_base: Path, owner: str | None = None) -> None:
         self.project = project
+        #: The installation labelled on the containers (as ``docker dso up`` labels them).
+        self.owner = owner
         # No image lookups: file owners are not part of the model.
         self.scan = scan_model(project.model)
         self.secrets_dir = SecretsDir(secrets_base)
@@ -87,7 +89,7 @@ class ComposeHasher:
             if wanted.files
             else {}
         )
-        rewritten = rewrite_model(self.project.model, sub, values, host_dirs)
+        rewritten = rewrite_model(self.project.model, sub, values, host_dirs, owner=self.owner)
         model_labels = rewritten.model["services"][service].get("labels") or {}
         expected = unescape(str(model_labels.get(CONFIG_HASH_LABEL, "")))
         if labels.get(CONFIG_HASH_LABEL) != expected:

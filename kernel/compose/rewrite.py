@@ -32,7 +32,7 @@ from typing import Any
 
 from kernel.compose.scan import Scan, escape
 from kernel.injection.resolver import Resolved
-from kernel.labels import CONFIG_HASH_LABEL, REFS_LABEL, VERSIONS_LABEL
+from kernel.labels import CONFIG_HASH_LABEL, OWNER_LABEL, REFS_LABEL, VERSIONS_LABEL
 from kernel.reference import SecretReference
 from kernel.secret_value import SecretValue
 
@@ -54,12 +54,15 @@ def rewrite_model(
     values: Mapping[SecretReference, Resolved],
     host_dirs: Mapping[str, Path],
     *,
+    owner: str | None = None,
     token: str | None = None,
 ) -> Rewritten:
     """The model with every reference of ``scan`` replaced (see the module docstring).
 
     ``values`` holds a :class:`Resolved` for every reference; ``host_dirs`` the tmpfs directory
-    of every service with ``dsofile://`` references. ``model`` is not modified.
+    of every service with ``dsofile://`` references; ``owner`` the installation that manages
+    the containers (label ``dso.rotation.owner``: its agent rotates them, no other one does).
+    ``model`` is not modified.
     """
     token = token or secrets.token_hex(4)
     result = dict(model)
@@ -97,6 +100,8 @@ def rewrite_model(
             REFS_LABEL: escape(_compact(refs)),
             VERSIONS_LABEL: escape(_compact(versions)),
         }
+        if owner is not None:
+            service["labels"][OWNER_LABEL] = owner
         service["labels"][CONFIG_HASH_LABEL] = dso_config_hash(service, wanted.env)
         services[name] = service
     result["services"] = services

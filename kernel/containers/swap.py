@@ -105,9 +105,7 @@ class Swap:
                 continue
             if have is not None:
                 with docker_errors(f"re-attaching {self.new_name} to {wanted.name}"):
-                    self.client.api.disconnect_container_from_network(
-                        container, wanted.network_id
-                    )
+                    self.client.api.disconnect_container_from_network(container, wanted.network_id)
             connect(self.client, container, wanted)
             after = find(self.client, container)
             addresses = {n.network_id: n.ip_address for n in after.networks} if after else {}

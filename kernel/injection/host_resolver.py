@@ -25,35 +25,23 @@ if TYPE_CHECKING:
 
 
 class ProviderHostResolver:
-    """Resolves through provider processes. ``open_host`` is called once per :meth:`resolve`
-    and the host it returns is closed afterwards, unless ``keep_open`` (the agent keeps one).
-    :meth:`prewarm` opens it early; then :meth:`close` ends it if no resolve came."""
+    """Resolves through provider processes of a host it borrows and never closes: ``host``
+    returns it (the :class:`~kernel.runtime.Runtime`'s, started on first use; whoever made it
+    stops it)."""
 
-    def __init__(
-        self, config: Config, open_host: Callable[[], ProviderHost], *, keep_open: bool = False
-    ) -> None:
+    def __init__(self, config: Config, host: Callable[[], ProviderHost]) -> None:
         self.config = config
-        self._open_host = open_host
-        self._keep_open = keep_open
-        self._warm: ProviderHost | None = None
+        self._host = host
 
     def prewarm(self, names: Sequence[str] = ()) -> None:
         """Start the providers ``names`` (default: the default provider) in the background, so
         that a :meth:`resolve` soon after does not wait for their processes to start."""
-        if self._warm is None:
-            self._warm = self._open_host()
-        host = self._warm
+        host = self._host()
         for name in names or (self.config.default_provider,):
             if name in self.config.providers or name == "local":
                 threading.Thread(
                     target=_warm, args=(host, name), name=f"dso-warm-{name}", daemon=True
                 ).start()
-
-    def close(self) -> None:
-        """Stop what :meth:`prewarm` started and :meth:`resolve` did not use."""
-        host, self._warm = self._warm, None
-        if host is not None:
-            host.close()
 
     def provider_of(self, ref: SecretReference) -> str:
         return ref.provider or self.config.default_provider
@@ -70,13 +58,9 @@ class ProviderHostResolver:
                 continue
             by_provider.setdefault(name, []).append(ref)
         if by_provider:
-            host, self._warm = self._warm or self._open_host(), None
-            try:
-                for name, group in by_provider.items():
-                    outcomes.update(self._resolve_with(host, name, group))
-            finally:
-                if not self._keep_open:
-                    host.close()
+            host = self._host()
+            for name, group in by_provider.items():
+                outcomes.update(self._resolve_with(host, name, group))
         return {ref: outcomes[ref] for ref in refs}
 
     def _resolve_with(

@@ -47,8 +47,8 @@ class ProviderHost:
 
     def __init__(
         self,
-        config: Config | None = None,
-        layout: Layout | None = None,
+        config: Config,
+        layout: Layout,
         *,
         commands: Mapping[str, ProviderCommand] | None = None,
         environ: Mapping[str, str] | None = None,
@@ -57,11 +57,10 @@ class ProviderHost:
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        from kernel.config import Config
-        from kernel.paths import local_layout
-
-        self.config = config if config is not None else Config.default()
-        self.layout = layout if layout is not None else local_layout()
+        # Both explicit: which installation (local or agent) is the caller's choice, never a
+        # default picked down here.
+        self.config = config
+        self.layout = layout
         self.plugins_dir = plugins_dir(self.layout, environ)
         self._commands = dict(commands or {})
         self._environ = environ

@@ -24,6 +24,7 @@ does not stop the other. ``dry_run`` plans every container and touches nothing (
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -33,13 +34,12 @@ from kernel.containers.swap import find
 from kernel.containers.view import ContainerView
 from kernel.errors import DockerNotFoundError, DSOError
 from kernel.log import get_logger
-from kernel.rotation.engine import RotationEngine, lock_key
+from kernel.rotation.engine import RotationEngine
 from kernel.rotation.files import SecretFiles, sweep
 from kernel.rotation.journal import Journal
 from kernel.rotation.labels import MemoResolver, label_fetch
 from kernel.rotation.locks import TargetLocks
 from kernel.rotation.model import Outcome, RotationObserver
-from kernel.rotation.recovery import converge
 from kernel.rotation.targets import (
     Target,
     compose_identity,
@@ -75,6 +75,10 @@ class BatchSettings:
     wait: float = 60.0
     concurrency: int = DEFAULT_CONCURRENCY
     trigger: str = "manual"
+    #: The trace id of what decided this batch (the agent's change event); else one per rotation.
+    trace_id: str | None = None
+    #: Set to stop: no further container starts, one in flight rolls back before its swap.
+    stop: threading.Event | None = None
 
 
 @dataclass(slots=True)
@@ -215,10 +219,7 @@ class Batch:
             target.lock_key, wait=s.wait, note=f"rotate {target.name}", subject=target.describe()
         ) as lock:
             result.lock_waited = lock.waited
-            for pending in s.journal.needing_recovery():
-                if (pending.lock_key or lock_key(pending.target)) == target.lock_key:
-                    log.warning("converging unfinished rotation %s first", pending.id)
-                    converge(engine.client, s.journal, pending)
+            engine.settle(target.lock_key)
             views = self._containers(engine.client, target)
             self._sweep(engine.client, views)
             memo = MemoResolver(self.resolver)
@@ -231,9 +232,19 @@ class Batch:
             )
             fetch = label_fetch(memo, force=s.force, hasher=self.hasher)
             for index, view in enumerate(views):
+                if s.stop is not None and s.stop.is_set():
+                    why = "not rotated: stopping"
+                    result.outcomes += [_outcome(v, "skipped", why) for v in views[index:]]
+                    break
                 try:
                     outcome = engine.rotate_locked(
-                        view.name, fetch, lock=lock, strategy=s.strategy, force=s.force
+                        view,
+                        fetch,
+                        lock=lock,
+                        strategy=s.strategy,
+                        force=s.force,
+                        trace_id=s.trace_id,
+                        stop=s.stop,
                     )
                 except DSOError as exc:  # found while planning: this container is untouched
                     outcome = _outcome(view, "error", str(exc))

@@ -4,16 +4,18 @@
     outcome = engine.rotate("web", fetch)          # fetch(view) -> Changes
 
     with engine.locks.hold(target.lock_key, wait=60) as lock:   # a whole compose service
-        for view in replicas:
-            engine.rotate_locked(view.name, fetch, lock=lock)
+        engine.settle(target.lock_key)        # retention; converge a crashed rotation first
+        for view in replicas:                 # inspected under the lock
+            engine.rotate_locked(view, fetch, lock=lock, trace_id=..., stop=stop_event)
 
 The engine never talks to providers: the caller's ``fetch`` is handed the container freshly
 inspected *under its lock* and returns the new values (:class:`~kernel.rotation.model.Changes`).
 So a second rotation that waited for the lock decides on the state the first one left, never
-on what it saw before waiting. Before rotating, an unfinished journal entry of the same target
-(a crash) is converged first (:mod:`kernel.rotation.recovery`). The lock of a compose container
-is its service's (:func:`~kernel.rotation.targets.lock_key_of`): :mod:`kernel.rotation.batch`
-holds it once and rotates the replicas one after another with :meth:`RotationEngine.rotate_locked`.
+on what it saw before waiting. Before rotating, :meth:`RotationEngine.settle` prunes the journal
+and converges an unfinished entry of the same lock (a crash; :mod:`kernel.rotation.recovery`).
+The lock of a compose container is its service's (:func:`~kernel.rotation.targets.lock_key_of`):
+:mod:`kernel.rotation.batch` holds it once and rotates the replicas one after another with
+:meth:`RotationEngine.rotate_locked`, each on the view it inspected under the lock.
 
 Every log line of a rotation carries its trace id (``extra={"trace_id": …}``); the journal
 entry, the extension events and the outcome carry it too.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -42,7 +45,7 @@ from kernel.rotation.files import SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.locks import Acquired, TargetLocks
 from kernel.rotation.model import Changes, Fetch, NullObserver, Outcome, Plan, RotationObserver
-from kernel.rotation.recovery import converge
+from kernel.rotation.recovery import Recovered, converge
 from kernel.rotation.states import Strategy
 from kernel.rotation.strategies import RotationRun, Settings, TraceLog
 from kernel.rotation.targets import compose_identity, container_lock_key, lock_key_of
@@ -176,6 +179,8 @@ class RotationEngine:
         strategy: str | None = None,
         force: bool = False,
         wait: float = 0.0,
+        trace_id: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Outcome:
         """Rotate ``target`` if ``fetch`` reports changes (or ``force``); see the module doc.
 
@@ -190,30 +195,62 @@ class RotationEngine:
         if (identity := compose_identity(view)) is not None:
             subject = f"service {identity[1]} (project {identity[0]})"
         with self.locks.hold(key, wait=wait, note=f"rotate {view.name}", subject=subject) as lock:
-            return self.rotate_locked(view.name, fetch, lock=lock, strategy=strategy, force=force)
+            if self.settle(key):
+                view = self.container(view.name)  # recovery may have replaced it
+            return self.rotate_locked(
+                view,
+                fetch,
+                lock=lock,
+                strategy=strategy,
+                force=force,
+                trace_id=trace_id,
+                stop=stop,
+            )
+
+    def settle(self, key: str) -> list[Recovered]:
+        """Before rotating under the lock ``key`` (held by the caller): drop finished journal
+        entries past the 7-day retention and converge the unfinished rotations this lock
+        guards (a crash). The one place both happen, once per target, not once per container."""
+        self.journal.prune()
+        done = []
+        for pending in self.journal.needing_recovery():
+            if (pending.lock_key or lock_key(pending.target)) == key:
+                log.warning(
+                    "recovery: converging unfinished rotation %s of %s first",
+                    pending.id,
+                    pending.target,
+                    extra={"trace_id": pending.trace_id, "rotation": pending.id},
+                )
+                done.append(converge(self.client, self.journal, pending, clock=self.clock))
+        return done
 
     def rotate_locked(
         self,
-        target: str,
+        view: ContainerView,
         fetch: Fetch,
         *,
         lock: Acquired,
         strategy: str | None = None,
         force: bool = False,
+        trace_id: str | None = None,
+        trigger: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Outcome:
-        """:meth:`rotate`, for a caller that already holds ``target``'s lock (``lock``)."""
-        name = self.container(target).name
-        trace_id = new_trace_id()
-        rotation_id = secrets.token_hex(4)
-        trace = TraceLog(log, {"trace_id": trace_id, "rotation": rotation_id, "target": name})
-        self.journal.prune()  # the 7-day retention, also for users who never run recover
-        for pending in self.journal.needing_recovery():
-            if pending.target == name:
-                trace.warning("converging unfinished rotation %s first", pending.id)
-                converge(self.client, self.journal, pending, clock=self.clock)
-        view = self.container(name)
+        """:meth:`rotate` of ``view`` (inspected by the caller under ``lock``, which it holds).
+
+        ``trace_id`` and ``trigger`` come from whoever decided to rotate (the agent's change
+        event; a new trace id and this engine's trigger otherwise). ``stop`` is checked between
+        steps: once set, a rotation that has not swapped yet is rolled back (cause ``stopped``),
+        one that has is finished.
+        """
+        name = view.name
+        if TEMP_NAME.match(name):
+            raise RotationError(f"{name} is a temporary container of a rotation")
         if lock_key_of(view) != lock.target:
             raise RotationError(f"{name} is not guarded by the lock {lock.target}")
+        trace_id = trace_id or new_trace_id()
+        rotation_id = secrets.token_hex(4)
+        trace = TraceLog(log, {"trace_id": trace_id, "rotation": rotation_id, "target": name})
         changes = fetch(view)
         if not changes and not force:
             trace.info("%s is up to date", name)
@@ -227,7 +264,7 @@ class RotationEngine:
         entry.lock_key = lock.target
         self.journal.save(entry)
         fault.after_journaled(entry.step)
-        event = self._event(plan, trace_id, rotation_id, view)
+        event = self._event(plan, trace_id, rotation_id, view, trigger=trigger)
         self.observer.planned(event)
         self.observer.started(event)
         trace.info(
@@ -248,6 +285,7 @@ class RotationEngine:
             settings=self.settings,
             log=trace,
             clock=self.clock,
+            stop=stop,
         )
         return _about(view, run.run())
 
@@ -296,7 +334,13 @@ class RotationEngine:
         )
 
     def _event(
-        self, plan: Plan, trace_id: str, rotation_id: str, view: ContainerView
+        self,
+        plan: Plan,
+        trace_id: str,
+        rotation_id: str,
+        view: ContainerView,
+        *,
+        trigger: str | None = None,
     ) -> RotationEvent:
         refs = plan.changes.references
         identity = compose_identity(view)
@@ -308,7 +352,7 @@ class RotationEngine:
             step="plan",
             project=view.labels.get(COMPOSE_PROJECT_LABEL),
             service=identity[1] if identity else None,
-            trigger="forced" if plan.forced else self.trigger,
+            trigger="forced" if plan.forced else (trigger or self.trigger),
             old_container=view.id,
             references=tuple(r.reference for r in refs),
             versions={r.reference: r.new.partition(":")[2] or r.new for r in refs if r.new},

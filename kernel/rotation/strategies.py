@@ -31,6 +31,7 @@ health gate or a veto.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from kernel.rotation import fault
 from kernel.rotation.files import FileDelivery, SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.model import Outcome, Plan, RotationObserver
-from kernel.rotation.states import RotationStatus, Step, Strategy, can_step
+from kernel.rotation.states import SEQUENCES, RotationStatus, Step, Strategy, can_step
 
 if TYPE_CHECKING:
     from kernel.extensions.events import RotationEvent
@@ -56,7 +57,8 @@ CAUSES = {
     "health_gate": "the new container failed its health gate",
     "vetoed": "an extension vetoed the swap",
     "docker": "the Docker daemon failed or went away",
-    "interrupted": "interrupted (Ctrl-C or a stop request)",
+    "interrupted": "interrupted (Ctrl-C)",
+    "stopped": "dso was stopping (SIGTERM to the agent) before the swap",
     "error": "a step failed",
     "crash": "the process running it died",
 }
@@ -69,6 +71,13 @@ class GateFailed(RotationError):
         # The reason carries the last finished probe's exit code and output already.
         super().__init__(f"health check failed: {report.reason} ({report.probe})")
         self.report = report
+
+
+class Stopped(RotationError):
+    """A stop was requested before the swap (internal: always rolled back, resumed later)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped before the swap: rolled back, to be rotated again")
 
 
 class Vetoed(RotationError):
@@ -105,8 +114,10 @@ class RotationRun:
         settings: Settings,
         log: TraceLog,
         clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
     ) -> None:
         self.swap = swap
+        self.stop = stop
         self.plan = plan
         self.entry = entry
         self.journal = journal
@@ -337,7 +348,13 @@ class RotationRun:
     # -- journal ----------------------------------------------------------------------------
 
     def _step(self, step: Step) -> None:
-        """Journal ``step`` durably, then (test mode only) maybe die, then return to take it."""
+        """Journal ``step`` durably, then (test mode only) maybe die, then return to take it.
+
+        A stop request is honoured here, before a step up to the swap (rolled back); from the
+        renames on, the rotation is finished instead.
+        """
+        if self.stop is not None and self.stop.is_set() and _stoppable(self.plan.strategy, step):
+            raise Stopped()
         self.entry.advance(step, self.clock())
         self.journal.save(self.entry)
         self.log.debug("step %s", step.value, extra=self._ctx())
@@ -386,8 +403,18 @@ class TraceLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
+def _stoppable(strategy: Strategy, step: Step) -> bool:
+    """May a stop request still undo the rotation before ``step``? Up to the first rename
+    (the signal, for ``reload``): undoing is cheaper than finishing."""
+    sequence = SEQUENCES[strategy]
+    last = Step.RENAME_OLD if Step.RENAME_OLD in sequence else Step.SIGNAL
+    return step in sequence and last in sequence and sequence.index(step) <= sequence.index(last)
+
+
 def _cause(exc: BaseException) -> str:
     """The :data:`CAUSES` key for ``exc``."""
+    if isinstance(exc, Stopped):
+        return "stopped"
     if isinstance(exc, GateFailed):
         return "health_gate"
     if isinstance(exc, Vetoed):

@@ -197,7 +197,7 @@ def test_a_bad_dso_configuration_stops_up_and_reaps_compose(
     def broken(*_args: object) -> None:
         raise ConfigError("unknown key", path="dso.yaml", line=3, key="providres")
 
-    monkeypatch.setattr("kernel.injection.setup.make_resolver", broken)
+    monkeypatch.setattr("kernel.runtime.Runtime.load", broken)
     result = dso("up", "-d")
     assert result.exit_code == 3
     assert "dso.yaml:3: providres: unknown key" in result.stderr

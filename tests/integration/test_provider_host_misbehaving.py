@@ -17,6 +17,7 @@ from kernel.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from kernel.paths import local_layout
 from kernel.protocol import SecretRef
 from kernel.provider_host import Backoff, ProviderClient, ProviderHost
 from tests.integration.provider_host_support import (
@@ -44,6 +45,7 @@ def start(mode: str, **kwargs: object) -> ProviderClient:
 def host_for(mode: str, *, timeout: float = 5.0, threshold: int = 5, **extra: str) -> ProviderHost:
     return ProviderHost(
         config_with("fake", timeout=timeout, threshold=threshold, cooldown=60),
+        local_layout(),
         commands={"fake": fake_command()},
         environ=fake_env(mode, **extra),
         start_timeout=2.0,
@@ -130,6 +132,7 @@ def test_hang_times_out_opens_the_breaker_and_is_still_stopped(spawned: list[int
 def test_hang_failed_starts_open_the_breaker(spawned: list[int]) -> None:
     host = ProviderHost(
         config_with("fake", timeout=0.2, threshold=3, cooldown=60),
+        local_layout(),
         commands={"fake": fake_command()},
         environ=fake_env("hang"),
         backoff=Backoff(initial=0.05, factor=1.0, jitter=0.0),

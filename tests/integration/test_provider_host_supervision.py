@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from kernel.config import Config
 from kernel.errors import (
     ProviderNotFoundError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from kernel.paths import local_layout
 from kernel.protocol import Changed, SecretRef
 from kernel.provider_host import Backoff, ProviderHost
 from kernel.secret_value import SecretValue
@@ -54,6 +56,7 @@ def echo_host(
     )
     return ProviderHost(
         config,
+        local_layout(),
         commands={"echo": echo_command()},
         backoff=backoff or Backoff(initial=0.3, factor=2.0, jitter=0.0),
     )
@@ -201,14 +204,12 @@ def test_timeouts_open_the_breaker_and_healthy_errors_do_not(spawned: list[int])
 
 
 def test_the_local_provider_exists_without_configuration(tmp_path: Path) -> None:
-    from kernel.paths import local_layout
-
     layout = local_layout(tmp_path / "dso")
     layout.root.mkdir()
     create_key_file(layout.vault_key)
     vault = Vault.create(layout.vault, KeySource.from_env(layout.vault_key, environ={}))
     vault.set_many({"app/db_password": SecretValue(b"from-the-vault")})
-    with ProviderHost(layout=layout, environ={"PATH": os.environ["PATH"]}) as host:
+    with ProviderHost(Config.default(), layout, environ={"PATH": os.environ["PATH"]}) as host:
         assert host.names() == ["local"]
         local = host.client()
         result = local.get([SecretRef("x", "app/db_password")])

@@ -12,16 +12,18 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 import requests
 
 from kernel.config.model import RotationConfig
+from kernel.extensions.events import RotationEvent
 from kernel.rotation.engine import RotationEngine
 from kernel.rotation.journal import Journal
 from kernel.rotation.locks import TargetLocks
-from kernel.rotation.model import ChangedReference, Changes
+from kernel.rotation.model import ChangedReference, Changes, NullObserver
 from kernel.secret_value import SecretValue
 from tests.integration.rotation_support import Cli, Scope, cli, referenced, scope
 
@@ -158,3 +160,38 @@ def _v2(view: Any) -> Changes:
         labels={"dso.versions": json.dumps({"MSG": "local:2"})},
         references=(ChangedReference("MSG", "dso://app/msg", "env", "local:1", "local:2"),),
     )
+
+
+class StopOnStart(NullObserver):
+    """Requests a stop as the rotation starts (as SIGTERM to the agent would)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def started(self, event: RotationEvent) -> None:
+        self.stop.set()
+
+
+def test_a_stop_before_the_swap_rolls_back_and_recover_finishes_it(scope: Scope, cli: Cli) -> None:
+    network = scope.network("net")
+    cli.set_secret("app/msg", "v1")
+    web = scope.web("web", network, msg="v1", labels=referenced("MSG", "dso://app/msg"))
+    cli.set_secret("app/msg", "v2")
+    stop = threading.Event()
+    engine = RotationEngine(
+        scope.client,
+        journal=Journal(cli.home / "state"),
+        locks=TargetLocks(cli.home / "locks"),
+        config=RotationConfig(strategy="rolling", timeout=10.0),
+        observer=StopOnStart(stop),
+    )
+
+    outcome = engine.rotate(web.name, _v2, stop=stop)
+
+    assert outcome.status == "rolled_back" and "stopped before the swap" in (outcome.error or "")
+    assert scope.names() == [web.name] and env_of(scope, web.name)["MSG"] == "v1"
+    (entry,) = cli.journal()
+    assert entry["cause"] == "stopped"
+    report = json.loads(cli.run("recover", "--json").stdout)
+    assert [t["status"] for t in report["resumed"]] == ["completed"]
+    assert env_of(scope, web.name)["MSG"] == "v2"

@@ -13,6 +13,7 @@ import pytest
 
 from kernel.config.model import BreakerConfig, Config, ProviderConfig
 from kernel.errors import DSOError, ProviderUnavailableError
+from kernel.paths import local_layout
 from kernel.protocol import ErrorCode, SecretRef, wire_code
 from kernel.provider_host import BreakerState, ProviderHost
 from tests.integration.servers import (
@@ -171,7 +172,7 @@ def test_stopped_server_is_unavailable_and_opens_the_breaker(
         },
     )
     with ProviderHost(
-        config, commands={"vault": provider_command("vault")}, environ=clean_env()
+        config, local_layout(), commands={"vault": provider_command("vault")}, environ=clean_env()
     ) as host:
         vault = host.client("vault")
         ref = SecretRef("a", "s", field="k")

@@ -4,6 +4,7 @@ real thing runs in tests/integration/test_rotation_service*.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -54,6 +55,8 @@ class Recorder:
         self.running = 0
         self.most = 0
         self.lock = threading.Lock()
+        self.settled: list[str] = []
+        self.stop_after_first: threading.Event | None = None
 
 
 @pytest.fixture
@@ -64,7 +67,13 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         def __init__(self, client: Any, **kwargs: Any) -> None:
             self.client = client
 
-        def rotate_locked(self, name: str, fetch: Any, *, lock: Any, **kwargs: Any) -> Outcome:
+        def settle(self, key: str) -> list[Any]:
+            with rec.lock:
+                rec.settled.append(key)
+            return []
+
+        def rotate_locked(self, view: Any, fetch: Any, *, lock: Any, **kwargs: Any) -> Outcome:
+            name = view.name
             with rec.lock:
                 rec.calls.append((name, lock.target))
                 rec.running += 1
@@ -72,6 +81,8 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
             time.sleep(rec.delay)
             with rec.lock:
                 rec.running -= 1
+            if rec.stop_after_first is not None:
+                rec.stop_after_first.set()  # as SIGTERM to the agent during this rotation
             status = "rolled_back" if name in rec.failing else "completed"
             return Outcome(target=name, status=status)
 
@@ -117,6 +128,23 @@ def test_replicas_in_order_under_one_lock_stopping_at_the_first_failure(
     ]
     assert result.status == "failed" and not result.ok
     assert result.outcomes[2].service == "web"
+    # Retention and recovery of a crashed rotation: once per target, under its lock.
+    assert recorder.settled == ["service-shop.web"]
+
+
+def test_a_stop_request_starts_no_further_replica(tmp_path: Path, recorder: Recorder) -> None:
+    stop = recorder.stop_after_first = threading.Event()
+    settings = dataclasses.replace(batch(tmp_path).settings, stop=stop)
+
+    runner = Batch(settings, connect=Client, resolver=Resolver())  # type: ignore[arg-type]
+    (result,) = runner.run([service("web")])
+
+    assert [(o.target, o.status) for o in result.outcomes] == [
+        ("shop-web-1", "completed"),
+        ("shop-web-2", "skipped"),
+        ("shop-web-3", "skipped"),
+    ]
+    assert result.outcomes[1].error == "not rotated: stopping"
 
 
 def test_targets_run_side_by_side_bounded_and_independent(
