@@ -8,8 +8,8 @@ request is classified:
 
 - ``cut``: timed out: in flight to an old container when it was disconnected (Docker drops the
   packets of a disconnected endpoint; docs/rotation.md, "In-flight requests");
-- ``retired``: refused by an address a swap had retired (the cut request's SYN retransmission
-  reached the next copy that got the same address);
+- ``retired``: refused by an address a swap had already retired when the request started (the
+  cut request's SYN retransmission reached the next copy that got the same address);
 - ``refused``: refused by any other address: a client sent to a container that was not ready;
 - ``unresolved``: no address for ``web``: nobody served.
 
@@ -51,7 +51,7 @@ CLIENT = r"""
 mkdir -p /tmp; ok=0
 while [ ! -f /tmp/stop ]; do
   if timeout 2 wget -q -O- http://web/ >/dev/null 2>/tmp/err; then ok=$((ok+1))
-  else echo "rc=$? $(cat /tmp/err)" >> /tmp/failures; fi
+  else echo "rc=$? after $ok ok: $(cat /tmp/err)" >> /tmp/failures; fi
   echo "$ok" > /tmp/ok
 done
 exec sleep 600
@@ -108,12 +108,13 @@ def run_case(client: Any, delay: int, replicas: int, rounds: int) -> dict[str, i
             locks=TargetLocks(state / "locks"),
             config=RotationConfig(strategy="rolling", timeout=delay + 30.0),
         )
-        retired: set[str] = set()
+        retired: dict[str, int] = {}  # address → requests served when the swap retiring it began
         swaps = 0
         for round_ in range(1, rounds + 1):
             for name in names:
                 networks = client.api.inspect_container(name)["NetworkSettings"]["Networks"]
-                retired.add(networks[network.name]["IPAddress"])
+                served_now = int(_exec(client, watcher.name, "cat", "/tmp/ok") or 0)
+                retired.setdefault(networks[network.name]["IPAddress"], served_now)
                 outcome = engine.rotate(name, fetch_for(f"v{round_}"))
                 assert outcome.status == "completed", outcome.error
                 swaps += 1
@@ -129,14 +130,16 @@ def run_case(client: Any, delay: int, replicas: int, rounds: int) -> dict[str, i
         network.remove()
 
 
-def classify(lines: list[str], retired: set[str]) -> dict[str, int]:
+def classify(lines: list[str], retired: dict[str, int]) -> dict[str, int]:
     counts = {"cut": 0, "retired": 0, "refused": 0, "unresolved": 0, "other": 0}
     for line in filter(None, (item.strip() for item in lines)):
-        refused = re.search(r"\(([0-9.]+)\): Connection refused", line)
+        refused = re.search(r"after (\d+) ok: .*\(([0-9.]+)\): Connection refused", line)
         if line.startswith("rc=143"):
             counts["cut"] += 1
         elif refused:
-            counts["retired" if refused.group(1) in retired else "refused"] += 1
+            ok, address = int(refused.group(1)), refused.group(2)
+            late = address in retired and ok >= retired[address]
+            counts["retired" if late else "refused"] += 1
         elif "bad address" in line:
             counts["unresolved"] += 1
         else:
