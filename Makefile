@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help dev-env demo test check lint typecheck unit integration clean
+.PHONY: help dev-env demo test check lint typecheck imports unit integration clean
 
 help:
 	@echo "make demo      set up and show dso on the local vault"
 	@echo "make test      set up and run the whole suite (lint, types, unit, integration, e2e)"
-	@echo "make check     lint + types only"
+	@echo "make check     lint + types + architecture (import-linter contracts) only"
 
 dev-env:
 	@scripts/dev-env
@@ -24,7 +24,11 @@ lint: dev-env
 typecheck: dev-env
 	$(VENV)/bin/mypy
 
-check: lint typecheck
+# The layer table of docs/architecture.md: the contracts in pyproject.toml [tool.importlinter].
+imports: dev-env
+	$(VENV)/bin/lint-imports --no-cache --no-logo
+
+check: lint typecheck imports
 
 test: check
 	$(PY) -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)

@@ -1,51 +1,142 @@
-"""Layering rules that keep the kernel small (DESIGN.md §1, STYLE.md §2-3).
+"""The architecture of docs/architecture.md, as far as import-linter cannot check it.
 
-- only kernel/cli imports click or rich;
-- kernel/protocol is stdlib + msgpack (+ kernel.errors), because providers import it;
-- the kernel never imports a provider SDK (hvac, boto3, botocore, azure);
+The layer table is enforced by the import-linter contracts in ``pyproject.toml``
+(``[tool.importlinter]``, run by ``make check``); :func:`test_the_architecture_contracts_hold`
+runs them here too, so a wrong-way import also fails the unit tests. import-linter sees modules
+importing modules; what it cannot see is checked below:
+
+- the Docker SDK outside ``kernel/containers`` only under ``if TYPE_CHECKING:`` (the contract
+  has to let those annotation imports through), and no Docker API call (``client.api``) there;
+- the contracts that stand for an allow-list ("stdlib + msgpack only") name every third-party
+  dependency the project declares;
 - no module is named after the stdlib or a dependency.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL = ROOT / "kernel"
+CONTAINERS = KERNEL / "containers"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+#: Modules outside kernel/containers that call the Docker API anyway (path → why).
+DOCKER_CALL_EXCEPTIONS = {
+    # the agent's events stream (client.events, errors translated with docker_errors):
+    # belongs in kernel/containers.
+    "kernel/agent/docker_events.py": "the agent's Docker events stream",
+}
 
 
-def imported_roots(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
+def test_the_architecture_contracts_hold(capfd: pytest.CaptureFixture[str]) -> None:
+    code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    assert code == 0, capfd.readouterr().out
+
+
+def kernel_modules_outside_containers() -> list[Path]:
+    return sorted(p for p in KERNEL.rglob("*.py") if CONTAINERS not in p.parents)
+
+
+def _type_checking_nodes(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for statement in node.body:
+                inside.update(id(n) for n in ast.walk(statement))
+    return inside
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+
+
+def _imports(tree: ast.Module) -> Iterator[tuple[ast.stmt, str, list[str]]]:
+    """(node, module, names) for every absolute import of ``tree``."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
+            for alias in node.names:
+                yield node, alias.name, []
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+            yield node, node.module, [alias.name for alias in node.names]
 
 
-def kernel_modules() -> list[Path]:
-    return sorted(KERNEL.rglob("*.py"))
-
-
-@pytest.mark.parametrize("path", kernel_modules(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_layering(path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", kernel_modules_outside_containers(), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_the_docker_sdk_is_used_only_in_kernel_containers(path: Path) -> None:
     rel = path.relative_to(ROOT)
-    imports = imported_roots(path)
-    tops = {name.split(".")[0] for name in imports}
-    assert not tops & {"hvac", "boto3", "botocore", "azure"}, "provider SDKs stay in providers/"
-    if rel.parts[:2] != ("kernel", "cli"):
-        assert not tops & {"click", "rich"}, f"{rel}: only kernel/cli may import click/rich"
-    if rel.parts[:2] == ("kernel", "protocol"):
-        kernel_imports = {n for n in imports if n.split(".")[0] == "kernel"}
-        assert kernel_imports <= {"kernel", "kernel.errors"} | {
-            n for n in kernel_imports if n.startswith("kernel.protocol")
-        }, f"{rel}: kernel/protocol may only import kernel.errors from the kernel"
-        assert not tops & {"docker", "yaml", "pluggy", "cryptography"}
+    tree = ast.parse(path.read_text(), filename=str(path))
+    annotations_only = _type_checking_nodes(tree)
+    for node, module, names in _imports(tree):
+        if module.split(".")[0] == "docker":
+            assert id(node) in annotations_only, (
+                f"{rel}:{node.lineno} imports {module} at run time: Docker calls belong in "
+                "kernel/containers (import it under `if TYPE_CHECKING:` for annotations)"
+            )
+        if str(rel) in DOCKER_CALL_EXCEPTIONS:
+            continue
+        if module == "kernel.containers.client":
+            assert not {"docker_errors", "translate"} & set(names), (
+                f"{rel}:{node.lineno}: Docker errors are translated inside kernel/containers, "
+                "around the calls, which belong there"
+            )
+    if str(rel) in DOCKER_CALL_EXCEPTIONS:
+        return
+    for node in ast.walk(tree):
+        assert not (isinstance(node, ast.Attribute) and node.attr == "api"), (
+            f"{rel}:{node.lineno} calls the Docker API (client.api): move the call into a "
+            "function of kernel/containers"
+        )
+
+
+def _contract(contract_id: str) -> dict[str, Any]:
+    contracts = PYPROJECT["tool"]["importlinter"]["contracts"]
+    (found,) = [c for c in contracts if c.get("id") == contract_id]
+    return dict(found)
+
+
+#: Import name of a distribution whose name differs from it.
+IMPORT_NAMES = {
+    "pyyaml": "yaml",
+    "azure-keyvault-secrets": "azure",
+    "azure-identity": "azure",
+    "pyinstaller": "PyInstaller",
+}
+
+
+def _import_names(requirements: list[str]) -> set[str]:
+    dists = {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+    return {IMPORT_NAMES.get(d, d) for d in dists}
+
+
+def test_the_protocol_contract_forbids_every_dependency_but_msgpack() -> None:
+    project = PYPROJECT["project"]
+    extras = project["optional-dependencies"]
+    declared = _import_names(
+        [*project["dependencies"], *extras["vault"], *extras["aws"], *extras["azure"]]
+    )
+    declared |= _import_names(extras["build"])
+    forbidden = set(_contract("protocol")["forbidden_modules"])
+    assert declared - {"msgpack"} <= forbidden, "kernel.protocol is stdlib + msgpack only"
+    assert {"kernel.*", "providers"} <= forbidden
+
+
+def test_the_kernel_contract_forbids_every_provider_sdk() -> None:
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    sdks = _import_names([*extras["vault"], *extras["aws"], *extras["azure"]])
+    assert sdks <= set(_contract("provider-sdks")["forbidden_modules"])
 
 
 FORBIDDEN_MODULE_NAMES = {
@@ -68,25 +159,3 @@ FORBIDDEN_MODULE_NAMES = {
 def test_no_module_shadows_stdlib_or_a_dependency() -> None:
     for path in [*KERNEL.rglob("*.py"), *(ROOT / "providers").rglob("*.py")]:
         assert path.stem not in FORBIDDEN_MODULE_NAMES, path
-
-
-#: What a provider may use of the kernel: the protocol and the error tree; the local provider
-#: also the vault format it serves (and the layout that locates it).
-PROVIDER_KERNEL_IMPORTS = {"kernel", "kernel.errors"}
-LOCAL_PROVIDER_KERNEL_IMPORTS = {"kernel.vault", "kernel.paths"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    sorted((ROOT / "providers").rglob("*.py")),
-    ids=lambda p: str(p.relative_to(ROOT)),
-)
-def test_providers_use_only_the_protocol_of_the_kernel(path: Path) -> None:
-    rel = path.relative_to(ROOT)
-    allowed = set(PROVIDER_KERNEL_IMPORTS)
-    if rel.parts[:2] == ("providers", "local"):
-        allowed |= LOCAL_PROVIDER_KERNEL_IMPORTS
-    for name in imported_roots(path):
-        if name.split(".")[0] != "kernel" or name.startswith("kernel.protocol"):
-            continue
-        assert name in allowed, f"{rel} imports {name}: providers talk to dso over the protocol"
