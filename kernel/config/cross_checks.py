@@ -1,5 +1,6 @@
 """Rules of the configuration that span keys: the version, the reserved ``local`` name, the
-default provider, third-party provider types, the webhook's URL and secret.
+default provider, third-party provider types, the webhook's URL and secret, the agent's inbound
+webhook (a listen address that parses, a credential when enabled).
 
 They run after the schema pass (:mod:`kernel.config.validate`), on its converted values, and
 report through the same checker (file, line and dotted key of every problem).
@@ -11,6 +12,7 @@ import difflib
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from kernel.config.model import parse_listen
 from kernel.config.schema import PROVIDER_TYPES, SUPPORTED_VERSION
 
 
@@ -35,6 +37,7 @@ def cross_check(report: Reporter, values: dict[str, Any]) -> None:
             hint="upgrade dso, or rewrite the file for version 1 (docs/configuration.md)",
         )
     _check_webhook(report, values.get("extensions"))
+    _check_agent_webhook(report, values.get("agent"))
     providers = values.get("providers")
     if not isinstance(providers, dict):
         return
@@ -96,4 +99,26 @@ def _check_webhook(report: Reporter, extensions: Any) -> None:
             "extensions.webhook.secret",
             "a webhook needs a secret to sign its requests with",
             hint="add `secret: ${DSO_WEBHOOK_SECRET}` under extensions.webhook",
+        )
+
+
+def _check_agent_webhook(report: Reporter, agent: Any) -> None:
+    """``agent.webhook``: a ``listen`` that parses; once enabled, a token or an HMAC secret."""
+    webhook = agent.get("webhook") if isinstance(agent, dict) else None
+    if not isinstance(webhook, dict):
+        return
+    listen = webhook.get("listen")
+    if isinstance(listen, str):  # not a str: already reported
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            report.error(report.lines.get("agent.webhook.listen"), "agent.webhook.listen", str(exc))
+    if webhook.get("enabled") is not True:
+        return
+    if webhook.get("token") is None and webhook.get("hmac_secret") is None:
+        report.error(
+            report.lines.get("agent.webhook.enabled") or report.lines.get("agent.webhook"),
+            "agent.webhook.enabled",
+            "an enabled webhook needs `token` or `hmac_secret` to authenticate its callers",
+            hint="add `token: ${DSO_AGENT_WEBHOOK_TOKEN}` (or `hmac_secret:`) under agent.webhook",
         )

@@ -109,6 +109,60 @@ class WatchConfig:
     debounce_window: float = default("agent.watch.debounce_window")
 
 
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → ``(host, port)``; ValueError saying what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"expected host:port, got {text!r}; write an IPv6 address as [::1]:9871")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"expected host:port with a port from 0 to 65535, got {text!r}; "
+            "e.g. 127.0.0.1:9871 or [::1]:9871"
+        )
+    return host, int(port)
+
+
+def parse_rate(text: str) -> float:
+    """``10/s``, ``60/m``, ``100/h`` → requests per second; :class:`ValueError` otherwise."""
+    count, _, unit = text.partition("/")
+    if not count.isdigit() or int(count) < 1 or unit not in _RATE_UNITS:
+        raise ValueError(f"expected a rate such as 10/s, 60/m or 100/h, got {text!r}")
+    return int(count) / _RATE_UNITS[unit]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentWebhookConfig:
+    """``agent.webhook``: the inbound webhook that asks for a ``versions`` check (off by default).
+
+    Not ``WebhookConfig``: that name is the outbound notifier's (``extensions.webhook``).
+    """
+
+    enabled: bool = default("agent.webhook.enabled")
+    #: ``host:port`` as written; :attr:`address` parses it (validation already did).
+    listen: str = default("agent.webhook.listen")
+    path: str = default("agent.webhook.path")
+    token: SecretValue | None = None
+    hmac_secret: SecretValue | None = None
+    #: ``<n>/<s|m|h>`` as written; :attr:`rate_per_second` parses it.
+    rate_limit: str = default("agent.webhook.rate_limit")
+    burst: int = default("agent.webhook.burst")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``."""
+        return parse_listen(self.listen)
+
+    @property
+    def rate_per_second(self) -> float:
+        """``rate_limit`` in requests per second."""
+        return parse_rate(self.rate_limit)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     """``agent``: the long-running agent."""
@@ -117,6 +171,7 @@ class AgentConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    webhook: AgentWebhookConfig = field(default_factory=AgentWebhookConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +284,7 @@ def build_config(
             cache=CacheConfig(**agent["cache"]),
             rotation=RotationConfig(**agent["rotation"]),
             watch=WatchConfig(**agent["watch"]),
+            webhook=_agent_webhook(agent["webhook"]),
         ),
         logging=LoggingConfig(**values["logging"]),
         extensions=_extensions(values["extensions"]),
@@ -244,3 +300,11 @@ def _extensions(values: Mapping[str, Any]) -> ExtensionsConfig:
         audit=AuditConfig(**values["audit"]),
         webhook=WebhookConfig(**webhook),
     )
+
+
+def _agent_webhook(values: Mapping[str, Any]) -> AgentWebhookConfig:
+    webhook = dict(values)
+    for key in ("token", "hmac_secret"):
+        if webhook[key] is not None:
+            webhook[key] = SecretValue(webhook[key])
+    return AgentWebhookConfig(**webhook)

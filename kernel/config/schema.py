@@ -174,6 +174,71 @@ _PROVIDER = Field(
     ),
 )
 
+#: ``agent.webhook.rate_limit``: ``<requests>/<s|m|h>``.
+RATE_PATTERN = r"[1-9][0-9]{0,8}/[smh]"
+
+_AGENT_WEBHOOK = Field(
+    "webhook",
+    FieldType.SECTION,
+    "An inbound HTTP endpoint (off by default) through which a caller asks the agent to check "
+    "named secrets for new versions now, instead of at the next poll. It never carries a value: "
+    "a forged call can at most cause one provider read (docs/agent.md#webhook).",
+    fields=(
+        Field(
+            "enabled",
+            FieldType.BOOL,
+            "Start the webhook server with the agent. Needs `token` or `hmac_secret` (or both).",
+            default=False,
+        ),
+        Field(
+            "listen",
+            FieldType.STRING,
+            "`host:port` the server binds, and nothing else (`[::1]:9871` for IPv6). The "
+            "server speaks plain HTTP: keep it on a loopback or private address, or put a TLS "
+            "proxy in front of it.",
+            default="127.0.0.1:9871",
+        ),
+        Field(
+            "path",
+            FieldType.STRING,
+            "The URL path that accepts `POST`; any other path answers 404.",
+            default="/hooks/secret-changed",
+            pattern=r"/[A-Za-z0-9._~/-]{0,255}",
+            pattern_doc="a URL path starting with '/' (letters, digits, '.', '_', '~', '-', '/')",
+        ),
+        Field(
+            "token",
+            FieldType.STRING,
+            "Bearer token callers send as `Authorization: Bearer <token>`. A credential: write "
+            "it as a `${VAR}` reference.",
+            credential=True,
+        ),
+        Field(
+            "hmac_secret",
+            FieldType.STRING,
+            "Key of the `X-DSO-Signature: sha256=<hex>` HMAC-SHA256 of the raw body callers "
+            "send. A credential: write it as a `${VAR}` reference.",
+            credential=True,
+        ),
+        Field(
+            "rate_limit",
+            FieldType.STRING,
+            "Sustained rate of requests the server answers, as `<n>/s`, `<n>/m` or `<n>/h`; "
+            "beyond it and `burst`, requests get 429.",
+            default="10/s",
+            pattern=RATE_PATTERN,
+            pattern_doc="a rate such as 10/s, 60/m or 100/h",
+        ),
+        Field(
+            "burst",
+            FieldType.INT,
+            "Requests answered at once above the sustained rate (the size of the token bucket).",
+            default=20,
+            minimum=1,
+        ),
+    ),
+)
+
 _AGENT = Field(
     "agent",
     FieldType.SECTION,
@@ -261,6 +326,7 @@ _AGENT = Field(
                 ),
             ),
         ),
+        _AGENT_WEBHOOK,
     ),
 )
 

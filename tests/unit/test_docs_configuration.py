@@ -96,7 +96,13 @@ def test_lookup_order_is_documented_in_order() -> None:
 def test_every_yaml_example_is_valid(tmp_path: Path) -> None:
     blocks = yaml_blocks()
     assert len(blocks) >= 2
-    env = {"VAULT_TOKEN": "t", "AZURE_CLIENT_SECRET": "s", "DSO_WEBHOOK_SECRET": "w"}
+    env = {
+        "VAULT_TOKEN": "t",
+        "AZURE_CLIENT_SECRET": "s",
+        "DSO_WEBHOOK_SECRET": "w",
+        "DSO_AGENT_WEBHOOK_TOKEN": "a",
+        "DSO_AGENT_WEBHOOK_HMAC": "h",
+    }
     for index, block in enumerate(blocks):
         path = tmp_path / f"example-{index}.yaml"
         path.write_text(block)
