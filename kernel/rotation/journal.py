@@ -1,15 +1,24 @@
-"""``state/rotations.json``: the durable record of every rotation, written before each step.
+"""The rotation journal: the durable record of every rotation, written before each step.
 
-The document is schema-versioned::
+Three places under ``state/``, so that a step costs the same whatever the history holds:
 
-    {"schema": 1, "rotations": [<entry>, ...]}
+- ``rotations.d/<id>.json``: one file per rotation not finished for good (``in_progress``,
+  ``failed``, ``critical_error``), ``{"schema": 2, "rotation": <entry>}``, replaced atomically and
+  durably (:class:`kernel.state.StateFile`) at every step. No lock: only the process holding the
+  rotation's target lock writes it.
+- ``rotations.log``: finished entries appended one JSON line each (header line
+  ``{"schema": 2, "log": <generation>}``), fsynced, under an flock on ``rotations.json.lock``;
+  a later line for the same id replaces an earlier one (``resumed`` is set after the finish).
+- ``rotations.json``: the compacted history, ``{"schema": 2, "log": <generation>,
+  "rotations": [<entry>, ...]}`` (a :class:`~kernel.state.StateFile`), rewritten only by
+  :meth:`Journal.prune` (which folds the log into it and starts a new log generation) and when
+  a schema-1 journal (every entry in ``rotations.json``) is migrated.
 
-Each entry (:class:`RotationEntry`) carries the rotation id and trace id, the target, the
-strategy and why it was chosen, the status and current step with a timestamp per step, both
-containers' ids and names, the references and versions involved (never values), the error,
-the health-gate diagnostics and the lock wait. Writes replace the file atomically and durably
-(:func:`kernel.atomic_write.atomic_write`) under an flock on ``rotations.json.lock``, so
-rotations of different containers in different processes never lose each other's updates.
+Finishing writes the finished entry into its ``rotations.d`` file first, then appends it to the
+log, then removes the file: a crash at any point leaves the entry findable and never an
+unfinished copy of a finished rotation. Readers take ``rotations.d`` before the history, so an
+entry moving between them is never missed. Each entry (:class:`RotationEntry`) carries ids,
+names, references and version fingerprints, never a secret value.
 
 Finished entries are kept for 7 days (:data:`RETENTION`); an unfinished one that has not moved
 for 24 hours is *stale* (:data:`STALE_AFTER`) and is flagged for an operator.
@@ -18,19 +27,22 @@ for 24 hours is *stale* (:data:`STALE_AFTER`) and is flagged for an operator.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
+import marshal
 import os
+import re
+import secrets
+import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kernel.atomic_write import atomic_write
+from kernel.atomic_write import atomic_write, fsync_directory
 from kernel.errors import StorageError
 from kernel.log import get_logger
 from kernel.rotation.states import (
@@ -43,15 +55,27 @@ from kernel.rotation.states import (
     can_step,
     health_confirmed,
 )
+from kernel.state import StateFile
 
-SCHEMA = 1
+SCHEMA = 2
 FILE_NAME = "rotations.json"
+LOG_NAME = "rotations.log"
+INFLIGHT_DIR = "rotations.d"
 #: Seconds finished entries are kept.
 RETENTION = 7 * 86400.0
+#: Seconds past :data:`RETENTION` an entry may linger before :meth:`Journal.prune` rewrites the
+#: history for it: the rewrite costs the whole history, so it happens about once an hour, not
+#: at every rotation.
+PRUNE_SLACK = 3600.0
 #: Seconds without progress after which an unfinished entry is stale.
 STALE_AFTER = 24 * 3600.0
 #: Causes after which ``recover`` rolls the change out again (:attr:`RotationEntry.cause`).
 RESUMABLE_CAUSES = frozenset({"crash", "docker"})
+#: Rotation ids name files in ``rotations.d``.
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+#: An entry as JSON data (validated by :meth:`Journal._parse` before it is kept).
+Doc = dict[str, Any]
 
 log = get_logger("rotation.journal")
 #: ``(journal path, entry digest)`` of unreadable entries already logged by this process.
@@ -180,11 +204,25 @@ class RotationEntry:
 
 
 class Journal:
-    """The rotations file of one installation (``Layout.state / rotations.json``)."""
+    """The rotation journal of one installation (``Layout.state``); see the module docstring.
+
+    One object may be shared by threads; it keeps the parsed history in memory and reads only
+    what changed on disk since (another process's appends, a compaction).
+    """
 
     def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = state_dir / FILE_NAME
         self.clock = clock
+        self._dir = state_dir / INFLIGHT_DIR
+        self._log_path = state_dir / LOG_NAME
+        self._history_file = StateFile(self.path, schema=SCHEMA, migrate=self._migrate, clock=clock)
+        self._ready = False
+        # The history as last read (touched only under the flock): the compacted file's
+        # snapshot it came from, its entries, then the log lines read so far.
+        self._base: Mapping[str, Any] | None = None
+        self._base_entries: dict[str, Doc] = {}
+        self._finished: dict[str, Doc] = {}
+        self._log_at: tuple[int, int, str, int] | None = None  # (dev, ino, generation, offset)
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -200,101 +238,287 @@ class Journal:
     # -- reading ----------------------------------------------------------------------------
 
     def entries(self) -> list[RotationEntry]:
-        """Every entry, oldest first."""
+        """Every entry, oldest (earliest started) first."""
+        unfinished = self._unfinished()  # before the history: see the module docstring
         with self._locked():
-            return self._read()
+            finished = self._history()
+            merged = _entries(finished.values())
+        merged += [e for rid, e in unfinished.items() if rid not in finished]
+        merged.sort(key=lambda e: e.started_at)
+        return merged
 
     def get(self, rotation_id: str) -> RotationEntry | None:
-        return next((e for e in self.entries() if e.id == rotation_id), None)
+        found = None
+        if _SAFE_ID.fullmatch(rotation_id):
+            self._ensure_ready()
+            found = self._read_unfinished(self._dir / f"{rotation_id}.json")
+            if found is not None and RotationStatus(found.status) not in TERMINAL:
+                return found
+        with self._locked():
+            finished = self._history().get(rotation_id)
+            return _entries([finished])[0] if finished is not None else found
 
     def needing_recovery(self) -> list[RotationEntry]:
-        return [e for e in self.entries() if e.needs_recovery]
+        """Unfinished entries (they all live in ``rotations.d``: no history read)."""
+        return [e for e in self._unfinished().values() if e.needs_recovery]
 
     def needing_resuming(self) -> list[RotationEntry]:
         return [e for e in self.entries() if e.needs_resuming]
 
     def stale(self, *, after: float = STALE_AFTER) -> list[RotationEntry]:
         now = self.clock()
-        return [e for e in self.entries() if e.is_stale(now, after=after)]
+        return [e for e in self._unfinished().values() if e.is_stale(now, after=after)]
 
     # -- writing ----------------------------------------------------------------------------
 
     def save(self, entry: RotationEntry) -> None:
-        """Insert or replace ``entry`` (by id), durably, before the caller goes on."""
+        """Insert or replace ``entry`` (by id), durably, before the caller goes on.
+
+        Costs one small file write whatever the history holds (plus one appended line when
+        the entry is finished for good).
+        """
+        if not _SAFE_ID.fullmatch(entry.id):
+            raise ValueError(f"rotation id {entry.id!r} is not a safe file name")
+        self._ensure_ready()
+        unfinished = self._dir / f"{entry.id}.json"
+        if RotationStatus(entry.status) not in TERMINAL:
+            self._inflight_file(unfinished).write({"rotation": entry.to_dict()})
+            return
+        was_unfinished = unfinished.exists()
+        if was_unfinished:  # a crash below leaves a finished file, never an unfinished one
+            self._inflight_file(unfinished).write({"rotation": entry.to_dict()})
         with self._locked():
-            entries = self._read()
-            for index, existing in enumerate(entries):
-                if existing.id == entry.id:
-                    entries[index] = entry
-                    break
-            else:
-                entries.append(entry)
-            self._write(entries)
+            self._append(entry)
+        if was_unfinished:
+            self._remove([unfinished])
 
     def prune(self, *, retention: float = RETENTION) -> int:
-        """Drop finished entries older than ``retention``; returns how many were dropped."""
-        now = self.clock()
-        with self._locked():
-            entries = self._read()
-            kept = [
-                e
-                for e in entries
-                if RotationStatus(e.status) not in TERMINAL
-                or now - (e.finished_at or e.updated_at) <= retention
-            ]
-            if len(kept) != len(entries):
-                self._write(kept)
-            return len(entries) - len(kept)
+        """Drop finished entries older than ``retention``; returns how many were dropped.
 
-    # -- file -------------------------------------------------------------------------------
+        Nothing is rewritten until the oldest is :data:`PRUNE_SLACK` past ``retention``.
+        """
+        now = self.clock()
+        self._ensure_ready()
+        leftovers = {
+            rid: e for rid, e in self._unfinished().items() if RotationStatus(e.status) in TERMINAL
+        }
+        with self._locked():
+            finished = {**{rid: e.to_dict() for rid, e in leftovers.items()}, **self._history()}
+            ages = {
+                rid: now - (d.get("finished_at") or d.get("updated_at", 0.0))
+                for rid, d in finished.items()
+            }
+            expired = {rid for rid, age in ages.items() if age > retention}
+            if not expired or max(ages.values()) <= retention + PRUNE_SLACK:
+                return 0
+            kept = sorted(
+                (d for rid, d in finished.items() if rid not in expired),
+                key=lambda d: d.get("started_at", 0.0),
+            )
+            self._compact(kept)
+        self._remove([self._dir / f"{rid}.json" for rid in leftovers])
+        log.info("pruned %d finished rotations from the journal", len(expired))
+        return len(expired)
+
+    # -- unfinished entries: rotations.d ----------------------------------------------------
+
+    def _inflight_file(self, path: Path) -> StateFile:
+        return StateFile(path, schema=SCHEMA, clock=self.clock)
+
+    def _unfinished(self) -> dict[str, RotationEntry]:
+        self._ensure_ready()
+        try:
+            names = sorted(os.listdir(self._dir))
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._dir}: {exc.strerror}") from None
+        found: dict[str, RotationEntry] = {}
+        for name in names:
+            if name.endswith(".json") and not name.startswith("."):
+                entry = self._read_unfinished(self._dir / name)
+                if entry is not None:
+                    found[entry.id] = entry
+        return dict(sorted(found.items(), key=lambda item: item[1].started_at))
+
+    def _read_unfinished(self, path: Path) -> RotationEntry | None:
+        body = self._inflight_file(path).snapshot()  # unusable files are moved aside there
+        if not body:
+            return None
+        return self._parse(body.get("rotation"), path.name, where=path)
+
+    def _remove(self, paths: Iterable[Path]) -> None:
+        removed = False
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed = True
+        if removed:
+            with contextlib.suppress(OSError):
+                fsync_directory(self._dir)
+
+    # -- finished entries: rotations.json + rotations.log (under the flock) -----------------
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(
-                self.path.with_name(FILE_NAME + ".lock"),
-                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                0o600,
-            )
-        except OSError as exc:
-            where = self.path.parent
-            raise StorageError(f"cannot open the journal lock in {where}: {exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._history_file.locked():
             yield
-        finally:
-            os.close(fd)
 
-    def _read(self) -> list[RotationEntry]:
+    def _ensure_ready(self) -> None:
+        """Migrate a schema-1 journal (no ``rotations.d`` yet) before anything reads it."""
+        if self._ready:
+            return
+        if not self._dir.is_dir():
+            with self._locked():
+                self._history_file.snapshot()  # migrates (creating rotations.d) if needed
+                self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._ready = True
+
+    def _history(self) -> dict[str, Doc]:
+        """Finished entries by id: the compacted file, then the log lines not read yet."""
+        body = self._history_file.snapshot()
+        if body is not self._base:
+            self._base = body
+            self._base_entries = {}
+            rotations = body.get("rotations")
+            for index, item in enumerate(rotations if isinstance(rotations, list) else []):
+                entry = self._parse(item, index, where=self.path)
+                if entry is not None:
+                    self._base_entries[entry.id] = item
+            self._finished = dict(self._base_entries)
+            self._log_at = None
+        generation = body.get("log")
+        self._read_log(generation if isinstance(generation, str) else "")
+        return self._finished
+
+    def _read_log(self, generation: str) -> None:
         try:
-            raw = self.path.read_bytes()
+            handle = open(self._log_path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
-            return []
+            if self._log_at is not None:
+                self._finished = dict(self._base_entries)
+                self._log_at = None
+            return
         except OSError as exc:
-            raise StorageError(f"cannot read {self.path}: {exc.strerror}") from None
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict) or not isinstance(doc.get("rotations"), list):
-                raise ValueError("not a rotations document")
-        except ValueError as exc:
-            self._quarantine(str(exc))
-            return []
-        schema = doc.get("schema")
-        if not isinstance(schema, int) or schema > SCHEMA:
-            raise StorageError(
-                f"{self.path} has schema {schema!r}; this dso understands up to {SCHEMA}",
-                hint="upgrade dso, or move the file away to start a new journal",
-            )
-        entries = []
-        for index, item in enumerate(doc["rotations"]):
+            raise StorageError(f"cannot read {self._log_path}: {exc.strerror}") from None
+        with handle:
+            st = os.fstat(handle.fileno())
+            at = self._log_at
+            if at is None or at[:3] != (st.st_dev, st.st_ino, generation) or st.st_size < at[3]:
+                if at is not None:  # another log than the one read so far: start over
+                    self._finished = dict(self._base_entries)
+                header = handle.readline()
+                if not header.endswith(b"\n") or _log_generation(header) != generation:
+                    # Not the log continuing this history (folded into it by a compaction
+                    # that was interrupted): ignored, and replaced at the next append.
+                    self._log_at = (st.st_dev, st.st_ino, generation, st.st_size)
+                    return
+                offset = len(header)
+            else:
+                offset = at[3]
+            if offset > st.st_size:
+                return
+            handle.seek(offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1  # a torn last line is read once it is terminated
+        for number, line in enumerate(data[:end].splitlines()):
             try:
-                entries.append(RotationEntry.from_dict(item))
-            except (TypeError, ValueError):
-                self._report_unreadable(index, item)
-        return entries
+                item = json.loads(line)
+            except ValueError:
+                item = line
+            entry = self._parse(item, f"line at byte {offset + number}", where=self._log_path)
+            if entry is not None:
+                self._finished[entry.id] = item
+        self._log_at = (st.st_dev, st.st_ino, generation, offset + end)
 
-    def _report_unreadable(self, index: int, item: object) -> None:
+    def _append(self, entry: RotationEntry) -> None:
+        body = self._history_file.snapshot()
+        generation = body.get("log")
+        if not isinstance(generation, str):
+            generation = _new_generation()
+            self._history_file.write({**body, "log": generation})
+        line = json.dumps(_as_dict(entry), sort_keys=True, separators=(",", ":")).encode()
+        try:
+            fd = os.open(self._log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = -1
+        except OSError as exc:
+            raise StorageError(f"cannot open {self._log_path}: {exc.strerror}") from None
+        try:
+            if fd < 0 or _log_generation(os.pread(fd, 256, 0).split(b"\n")[0]) != generation:
+                if fd >= 0:
+                    os.close(fd)
+                atomic_write(self._log_path, _log_header(generation))
+                fd = os.open(self._log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # end a line torn by a crash: it stays unreadable alone
+            view = memoryview(line + b"\n")
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            raise StorageError(f"cannot append to {self._log_path}: {exc.strerror}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _compact(self, kept: list[Doc]) -> None:
+        """Fold everything into a new ``rotations.json`` and start a new log generation."""
+        generation = _new_generation()
+        self._history_file.write({"rotations": kept, "log": generation})
+        atomic_write(self._log_path, _log_header(generation))
+
+    def _migrate(self, schema: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Schema 1 kept every entry in ``rotations.json``: unfinished ones move to
+        ``rotations.d`` (written in a staging directory renamed into place, so a crash
+        re-migrates from the untouched old file), finished ones stay."""
+        rotations = body.get("rotations")
+        if schema != 1 or not isinstance(rotations, list):
+            raise ValueError("not a schema-1 rotations document")
+        finished: list[Doc] = []
+        unfinished: list[RotationEntry] = []
+        for index, item in enumerate(rotations):
+            entry = self._parse(item, index, where=self.path)
+            if entry is None:
+                continue
+            if not _SAFE_ID.fullmatch(entry.id):
+                self._report_unreadable(index, item)
+            elif RotationStatus(entry.status) in TERMINAL:
+                finished.append(item)
+            else:
+                unfinished.append(entry)
+        staging = None if self._dir.is_dir() else self._dir.with_name(INFLIGHT_DIR + ".migrating")
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True, mode=0o700)
+        for entry in unfinished:
+            path = (staging or self._dir) / f"{entry.id}.json"
+            if not path.exists():  # written by an interrupted migration, or since: newer
+                self._inflight_file(path).write({"rotation": entry.to_dict()})
+        if staging is not None:
+            os.replace(staging, self._dir)
+            fsync_directory(self._dir.parent)
+        return {"rotations": finished, "log": _new_generation()}
+
+    # -- unreadable entries -----------------------------------------------------------------
+
+    def _parse(self, item: object, index: int | str, *, where: Path) -> RotationEntry | None:
+        try:
+            if not isinstance(item, dict):
+                raise TypeError("not an object")
+            entry = RotationEntry.from_dict(item)
+            RotationStatus(entry.status)
+            if not isinstance(entry.id, str):
+                raise TypeError("no id")
+        except (TypeError, ValueError):
+            self._report_unreadable(index, item, where=where)
+            return None
+        return entry
+
+    def _report_unreadable(
+        self, index: int | str, item: object, *, where: Path | None = None
+    ) -> None:
         """Log an entry that cannot be read, once per process (every read would repeat it)."""
         digest = hashlib.sha256(repr(item).encode()).hexdigest()[:16]
         key = (os.path.realpath(self.path), digest)
@@ -302,22 +526,44 @@ class Journal:
             return
         _REPORTED.add(key)
         log.error(
-            "dropping unreadable entry %d of the rotation journal (the next write leaves it out)",
+            "ignoring unreadable entry %s of the rotation journal (%s)",
             index,
-            extra={"file": str(self.path)},
+            (where or self.path).name,
+            extra={"file": str(where or self.path)},
         )
 
-    def _write(self, entries: list[RotationEntry]) -> None:
-        doc = {"schema": SCHEMA, "rotations": [e.to_dict() for e in entries]}
-        atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
 
-    def _quarantine(self, reason: str) -> None:
-        """Keep an unreadable journal for the operator and start a new one."""
-        aside = self.path.with_name(f"{FILE_NAME}.corrupt-{int(self.clock())}")
-        with contextlib.suppress(OSError):
-            os.replace(self.path, aside)
-        log.error(
-            "the rotation journal was unreadable and was moved aside; leftovers of interrupted "
-            "rotations are still found by name by `docker dso recover`",
-            extra={"file": str(aside), "reason": reason},
-        )
+def _new_generation() -> str:
+    return secrets.token_hex(8)
+
+
+def _log_header(generation: str) -> bytes:
+    return json.dumps({"log": generation, "schema": SCHEMA}, sort_keys=True).encode() + b"\n"
+
+
+def _log_generation(header: bytes) -> str | None:
+    """The generation a log header names, or None if it is not a header of this schema."""
+    try:
+        doc = json.loads(header)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        return None
+    generation = doc.get("log")
+    return generation if isinstance(generation, str) else None
+
+
+_FIELDS = frozenset(f.name for f in fields(RotationEntry))
+
+
+def _as_dict(entry: RotationEntry) -> Doc:
+    """The entry's fields without copying (for serialising only)."""
+    return {name: getattr(entry, name) for name in _FIELDS}
+
+
+def _entries(docs: Iterable[Doc]) -> list[RotationEntry]:
+    """Entries the caller may change without touching the cached history (a deep copy:
+    marshal copies JSON data several times faster than copy.deepcopy)."""
+    # The bytes come from marshal.dumps just before, never from a file.
+    copied: list[Doc] = marshal.loads(marshal.dumps(list(docs)))  # noqa: S302
+    return [RotationEntry(**{k: v for k, v in d.items() if k in _FIELDS}) for d in copied]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kernel.rotation.journal import Journal
 from tests.integration.compose_support import ComposeProject, docker, project
 from tests.integration.rotation_support import LOOPING_CLIENT, wait_for
 
@@ -108,11 +109,9 @@ def stop_client(client: str) -> tuple[int, int, str]:
 
 
 def journal(project: ComposeProject) -> list[dict[str, Any]]:
-    path = project.dir.parent / "dso-home" / "state" / "rotations.json"
-    if not path.exists():
-        return []
-    rotations: list[dict[str, Any]] = json.loads(path.read_text())["rotations"]
-    return rotations
+    """Every journal entry of the project's dso home as a dict, oldest first."""
+    state = project.dir.parent / "dso-home" / "state"
+    return [entry.to_dict() for entry in Journal(state).entries()]
 
 
 def rotation_dirs(project: ComposeProject) -> list[str]:

@@ -269,11 +269,8 @@ class Cli:
         assert done.returncode == 0, done.stderr
 
     def journal(self) -> list[dict[str, Any]]:
-        path = self.home / "state" / "rotations.json"
-        if not path.exists():
-            return []
-        rotations: list[dict[str, Any]] = json.loads(path.read_text())["rotations"]
-        return rotations
+        """Every journal entry as a dict, oldest first."""
+        return [entry.to_dict() for entry in Journal(self.home / "state").entries()]
 
 
 @pytest.fixture
