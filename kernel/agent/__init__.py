@@ -1,0 +1,1 @@
+"""The long-running agent: change sources, debounce, scheduling and state of `dso agent`."""
