@@ -58,6 +58,7 @@ def main() -> None:
     shm = Path(tempfile.mkdtemp(prefix="dso-bench-", dir="/dev/shm"))
     tag = secrets.token_hex(3)
     env = {**os.environ, "DSO_HOME": str(root / "home"), "DSO_SECRETS_DIR": str(shm / "s")}
+    env["DSO_NO_AGENT"] = "1"  # the agent is measured by bench/agent.py
     env.pop("DSO_CONFIG", None)
     projects = {"plain": (f"dsobenchplain{tag}", False), "dso": (f"dsobenchdso{tag}", True)}
     try:

@@ -35,8 +35,9 @@ Exception messages never contain secret values: name the reference, never the by
     │   ├── ProviderUnavailableError         its circuit breaker is open
     │   └── ProviderTimeoutError             a request passed its deadline
     ├── StorageError                 exit 8  state could not be written (disk full, permissions)
-    └── RotationError                exit 9  a rotation failed or was rolled back
-        └── RotationBusyError                another rotation of the same target holds its lock
+    ├── RotationError                exit 9  a rotation failed or was rolled back
+    │   └── RotationBusyError                another rotation of the same target holds its lock
+    └── AgentError                   exit 10 the agent cannot start (another one runs) or answer
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class ExitCode(IntEnum):
     STORAGE = 8
     #: A rotation failed and was rolled back, or needs operator attention.
     ROTATION = 9
+    #: The agent could not start (another agent runs for this installation) or is not running.
+    AGENT = 10
     #: Interrupted by the user (Ctrl-C).
     INTERRUPTED = 130
 
@@ -275,3 +278,10 @@ class RotationBusyError(RotationError):
 
     Nothing was changed; retry later, or pass a longer ``--wait``.
     """
+
+
+class AgentError(DSOError):
+    """Raised when the agent cannot start (another agent holds this installation; the message
+    names its pid) or a command needs a running agent that does not answer."""
+
+    exit_code = ExitCode.AGENT

@@ -22,6 +22,11 @@ from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 
+# `docker dso up -d` starts a detached local agent when none runs; tests that want one start it
+# themselves (tests/integration/agent_support.py) and stop it. Fixtures that build an environment
+# without DSO_* variables set DSO_NO_AGENT again.
+os.environ["DSO_NO_AGENT"] = "1"
+
 
 @dataclass
 class CliResult:

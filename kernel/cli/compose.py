@@ -46,18 +46,25 @@ def up(app: Application, args: tuple[str, ...]) -> int:
     of the services that start (those named and their dependencies) must resolve. Exits with
     compose's exit code, or dso's when a reference cannot be delivered (nothing is started then).
 
+    With -d, a local agent is started when none watches this dso home, so later secret
+    changes are rolled out by themselves (--no-agent or DSO_NO_AGENT=1: don't; `docker dso
+    agent stop` stops it).
+
     \b
     Examples:
       docker dso up -d
+      docker dso up -d --no-agent
       docker dso up -d -f compose.yaml -f compose.prod.yaml --profile tools
       docker dso up -d --build web
       docker dso up                   attached, Ctrl-C stops the project as compose does
     """
     import contextlib
+    import os
 
     from kernel.compose.inject import PendingProject, scan_project
 
-    compose_args = split_args(args)
+    no_agent = "--no-agent" in args or os.environ.get("DSO_NO_AGENT", "") not in ("", "0")
+    compose_args = split_args([a for a in args if a != "--no-agent"])
     progress = Progress()
     with contextlib.ExitStack() as stack:
         with (
@@ -71,7 +78,26 @@ def up(app: Application, args: tuple[str, ...]) -> int:
             runtime.resolver.prewarm()
             project = pending.result()
             scan = scan_project(project)
-        return _up(app, compose_args, progress, read, project, scan, runtime)
+        code = _up(app, compose_args, progress, read, project, scan, runtime)
+    detached = any(a in ("-d", "--detach") for a in compose_args.rest)
+    if code == 0 and detached and not no_agent and scan.services:
+        _ensure_agent(app, progress)
+    return code
+
+
+def _ensure_agent(app: Application, progress: Progress) -> None:
+    """Local mode: make sure an agent rolls later secret changes out (docs/agent.md)."""
+    from kernel.agent.launcher import ensure_agent
+    from kernel.errors import AgentError
+
+    try:
+        pid, started = ensure_agent(app.layout, app.config_path)
+    except AgentError as exc:
+        app.warn(f"{exc.message}: secret changes will not be rolled out by themselves")
+        return
+    if started:
+        log = app.layout.logs / "dso.log"
+        progress.line(f"started a local agent (pid {pid}) to roll secret changes out; log: {log}")
 
 
 def _up(

@@ -17,6 +17,7 @@ from kernel.errors import DSOError, ExitCode
 
 #: Command name → "module:attribute". Imported only when used, so ``version`` stays fast.
 COMMANDS: dict[str, str] = {
+    "agent": "kernel.cli.agent:agent",
     "compose": "kernel.cli.compose:compose",
     "config": "kernel.cli.config:config",
     "down": "kernel.cli.compose:down",

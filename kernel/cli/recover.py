@@ -140,7 +140,9 @@ def _resume(app: Application, runtime: Runtime, pending: list[RotationEntry]) ->
     with start_project(args) as reading:  # the current directory's, for compose's config hash
         project, _ = finish_project(app, args, reading, quiet=True)
     targets = resume_targets(pending)
-    batch = runtime.batch(connect=connect, hasher=project_hasher(runtime, project), trigger="recover")
+    batch = runtime.batch(
+        connect=connect, hasher=project_hasher(runtime, project), trigger="recover"
+    )
     results = batch.run(targets)
     status = {r.target.lock_key: r.status for r in results}
     now = time.time()

@@ -40,12 +40,19 @@ class ComposeProject:
         path.write_text(textwrap.dedent(text).replace("PROJECT", self.name))
         return path
 
-    def dso(self, *args: str, ok: bool = True, stdin: str | None = None, timeout: float = 120):
+    def dso(
+        self,
+        *args: str,
+        ok: bool = True,
+        stdin: str | None = None,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+    ):
         done = subprocess.run(
             [DSO, *args],
             input=stdin,
             cwd=self.dir,
-            env=self.env,
+            env=self.env if env is None else env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -96,6 +103,7 @@ def project(tmp_path: Path) -> Iterator[ComposeProject]:
     env.pop("XDG_RUNTIME_DIR", None)
     env.update(
         DSO_HOME=str(tmp_path / "dso-home"),
+        DSO_NO_AGENT="1",  # tests that want an agent start it (agent_support.py)
         DSO_SECRETS_DIR=str(shm / "secrets"),
         COMPOSE_PROJECT_NAME=name,
     )

@@ -278,7 +278,7 @@ def cli(tmp_path: Path) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSO_")}
     env.pop("XDG_RUNTIME_DIR", None)
     home = tmp_path / "dso-home"
-    env.update(DSO_HOME=str(home), HOME=str(tmp_path))
+    env.update(DSO_HOME=str(home), HOME=str(tmp_path), DSO_NO_AGENT="1")
     created = Cli(env, home)
     done = created.run("init")
     assert done.returncode == 0, done.stderr

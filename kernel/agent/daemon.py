@@ -1,0 +1,475 @@
+"""The agent: notices secret changes and rolls them out by itself (docs/agent.md).
+
+Threads (the Docker SDK, the locks and the health gate are synchronous, so threads around one
+scheduler are simpler than asyncio):
+
+- ``dso-sources``: the change checks — every ``agent.watch.polling_interval`` (± 10 % jitter),
+  at once after a provider ``watch`` notification, a webhook hint or a reconnect to the daemon,
+  and a rescan of the managed containers after Docker events;
+- ``dso-docker-events``: the daemon's event stream (:mod:`kernel.agent.docker_events`);
+- ``dso-scheduler`` and the ``dso-rotate`` pool: debounce, coalesce, rotate
+  (:mod:`kernel.agent.scheduler`), each rotation through the same
+  :class:`~kernel.rotation.batch.Batch` as ``docker dso rotate``;
+- provider reader threads deliver ``watch`` notifications (they only queue them).
+
+Start: configuration → instance lock → Docker → recovery (interrupted rotations converged at
+once when no process holds their lock, then rotated again when an interruption undid them) →
+managed containers from labels → scheduler → event stream → first check (a secret changed while
+the agent was down is rolled out now; unchanged secrets rotate nothing). Stop: no new work, the
+rotations in flight get ``agent.rotation.timeout`` to reach a safe point (before the swap they
+roll back and are rotated again at the next start), providers stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from kernel import __version__
+from kernel.agent.checker import CheckResult, VersionChecker
+from kernel.agent.instance import InstanceLock
+from kernel.agent.managed import Managed, ManagedFile, scan_managed
+from kernel.agent.scheduler import Reason, Scheduler
+from kernel.agent.status_file import RuntimeFile
+from kernel.agent.status_file import boot_id as _boot_id
+from kernel.errors import DSOError
+from kernel.extensions.events import new_trace_id
+from kernel.labels import REFS_LABEL
+from kernel.log import get_logger
+from kernel.protocol import SecretRef
+from kernel.reference import parse_reference
+
+if TYPE_CHECKING:
+    import docker
+
+    from kernel.protocol import Changed
+    from kernel.rotation.batch import TargetResult
+    from kernel.rotation.targets import Target
+    from kernel.runtime import Runtime
+
+log = get_logger("agent")
+#: Seconds between two looks at what no event announces (a provider restarted by its host).
+HOUSEKEEPING = 2.0
+#: Docker container actions after which the managed set is scanned again.
+_RESCAN_ACTIONS = frozenset({"start", "die", "destroy", "create", "rename"})
+
+
+class Agent:
+    """One agent on one :class:`~kernel.runtime.Runtime` (layout + configuration)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        connect: Callable[[], docker.DockerClient] | None = None,
+        concurrency: int = 2,
+        events: bool = True,
+    ) -> None:
+        from kernel.containers.client import connect as docker_connect
+
+        self.runtime = runtime
+        self.connect = connect or docker_connect
+        self.concurrency = concurrency
+        self.use_events = events
+        self.stop_event = threading.Event()
+        self.checker = VersionChecker(runtime)
+        self.instance = InstanceLock(runtime.layout.state)
+        self.runtime_file = RuntimeFile(runtime.layout.state)
+        self.managed_file = ManagedFile(runtime.layout.state)
+        self.scheduler = Scheduler(
+            self._rotate, window=runtime.config.agent.watch.debounce_window, concurrency=concurrency
+        )
+        self._client: docker.DockerClient | None = None
+        self._managed: list[Managed] = []
+        self._managed_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._reload_requested = threading.Event()
+        self._rescan = threading.Event()
+        self._check_all = threading.Event()
+        self._hints: dict[str, set[str]] = {}
+        self._hints_lock = threading.Lock()
+        self._watched: dict[str, tuple[str, ...]] = {}
+        self._starts: dict[str, int] = {}
+        self._events: Any = None
+        self._webhook: Any = None
+        self._sources: threading.Thread | None = None
+        self.started_at: float | None = None
+        #: Checks made and rotations run (tests, status).
+        self.checks = 0
+        self.last_check: CheckResult | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Everything up to "listening": returns once the agent is watching."""
+        runtime = self.runtime
+        log.info(
+            "Agent started, version %s",
+            __version__,
+            extra={"mode": runtime.layout.mode, "pid": _pid()},
+        )
+        where = str(runtime.config_path) if runtime.config_path else "built-in defaults"
+        log.info("Configuration loaded from %s", where)
+        self.instance.acquire()
+        try:
+            self._client = self.connect()
+            self._client.ping()
+            log.info("Docker socket connected")
+            previous = self.runtime_file.started(
+                version=__version__, mode=runtime.layout.mode, config=runtime.config_path
+            )
+            if previous.get("running"):
+                log.warning(
+                    "recovery: the previous agent (pid %s) did not stop cleanly",
+                    previous.get("pid"),
+                )
+            if previous.get("boot_id") and previous.get("boot_id") != _boot_id():
+                log.info("the host was restarted since the previous agent ran")
+            resume = self._recover()
+            self._set_managed(scan_managed(self._client, runtime.journal.owner))
+            self.scheduler.start()
+            for target in resume:
+                reason = Reason("recover", trace_id=new_trace_id())
+                self.scheduler.submit(target, reason, now=True)
+            if self.use_events:
+                self._start_events()
+            self._start_webhook()
+            self._watch_providers()
+            self._check_all.set()
+            self._sources = threading.Thread(target=self._sources_loop, name="dso-sources")
+            self._sources.daemon = True
+            self._sources.start()
+            self.started_at = time.time()
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def run(self, reload: Callable[[], None] | None = None) -> None:
+        """:meth:`start`, then serve until :meth:`stop`, then shut down. ``reload`` is called
+        (on this thread) after :meth:`request_reload` (SIGHUP)."""
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                self._reload_requested.wait(1.0)
+                if self._reload_requested.is_set() and not self.stop_event.is_set():
+                    self._reload_requested.clear()
+                    if reload is not None:
+                        reload()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the agent to stop (signal-safe)."""
+        self.stop_event.set()
+        self._wake.set()
+        self._reload_requested.set()
+
+    def request_reload(self) -> None:
+        """Ask for the configuration to be read again (signal-safe)."""
+        self._reload_requested.set()
+
+    def reload(self, fresh: Runtime) -> None:
+        """Apply a new, valid configuration: later checks and rotations use it; provider
+        processes keep running when the providers' settings did not change."""
+        old = self.runtime
+        where = str(fresh.config_path) if fresh.config_path else "built-in defaults"
+        if fresh.config == old.config:
+            log.info("Configuration reloaded from %s: unchanged", where)
+            fresh.close()
+            return
+        if (fresh.config.providers, fresh.config.default_provider) == (
+            old.config.providers,
+            old.config.default_provider,
+        ):
+            fresh.adopt_providers(old)
+        self.runtime = fresh
+        self.checker.runtime = fresh
+        self.scheduler.window = fresh.config.agent.watch.debounce_window
+        self._watched.clear()
+        self._rescan.set()
+        self._check_all.set()
+        self._wake.set()
+        log.info("Configuration loaded from %s", where)
+        threading.Thread(
+            target=self._retire, args=(old,), name="dso-retire-config", daemon=True
+        ).start()
+
+    def reload_failed(self, message: str) -> None:
+        """A SIGHUP found an invalid configuration: say where, keep the running one."""
+        log.error("configuration not reloaded, the running one is kept: %s", message)
+
+    def _retire(self, old: Runtime) -> None:
+        """Close the replaced runtime once the rotations that may use it are done."""
+        deadline = time.monotonic() + self.runtime.config.agent.rotation.timeout
+        while self.scheduler.busy() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        old.close()
+
+    def _shutdown(self) -> None:
+        self.stop_event.set()
+        self._wake.set()
+        if self._sources is not None:
+            self._sources.join(timeout=10)
+        if self._events is not None:
+            self._events.stop()
+        if self._webhook is not None:
+            self._webhook.stop()
+        self.scheduler.stop(timeout=self.runtime.config.agent.rotation.timeout)
+        self.runtime.close()
+        if self._client is not None:
+            self._client.close()
+        self.runtime_file.stopped()
+        self.instance.release()
+        log.info("Agent stopped")
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _recover(self) -> list[Target]:
+        """Converge interrupted rotations now (their locks are free: no process works on them),
+        and name what to rotate again."""
+        from kernel.rotation import lock_key, recover
+        from kernel.rotation.recovery import resume_targets
+
+        assert self._client is not None
+        journal = self.runtime.journal
+        stale = journal.stale()
+        for entry in stale:
+            log.warning(
+                "recovery: rotation %s of %s has made no progress for 24 h: for operator review",
+                entry.id,
+                entry.target,
+                extra={"trace_id": entry.trace_id},
+            )
+        results = recover(self._client, journal, self.runtime.locks, lock_key=lock_key)
+        if not results:
+            log.info("recovery: no interrupted rotation")
+        for result in results:
+            level = 20 if result.ok else 40
+            log.log(level, "recovery: %s: %s (%s)", result.target, result.action, result.reason)
+        pending = journal.needing_resuming()
+        now = round(time.time(), 6)
+        for entry in pending:
+            entry.resumed = {"at": now, "status": "scheduled by the agent"}
+            journal.save(entry)
+            log.info(
+                "recovery: %s will be rotated again (%s)",
+                entry.target,
+                entry.cause,
+                extra={"trace_id": entry.trace_id},
+            )
+        journal.prune()
+        return resume_targets(pending)
+
+    # -- what is managed --------------------------------------------------------------------
+
+    @property
+    def managed(self) -> list[Managed]:
+        with self._managed_lock:
+            return list(self._managed)
+
+    def _set_managed(self, managed: list[Managed]) -> None:
+        with self._managed_lock:
+            self._managed = managed
+        self.managed_file.write(managed)
+
+    # -- sources ----------------------------------------------------------------------------
+
+    def _sources_loop(self) -> None:
+        interval = self.runtime.config.agent.watch.polling_interval
+        next_poll = time.monotonic()
+        while not self.stop_event.is_set():
+            try:
+                if self._rescan.is_set():
+                    self._rescan.clear()
+                    owner = self.runtime.journal.owner
+                    self._set_managed(scan_managed(self._ensure_client(), owner))
+                    self._watch_providers()
+                hints = self._take_hints()
+                if hints:
+                    self._check("watch", only=hints)
+                if self._providers_restarted():
+                    # A change made while a provider was down reached no watch: look now.
+                    self._check_all.set()
+                if self._check_all.is_set() or time.monotonic() >= next_poll:
+                    self._check_all.clear()
+                    self._check("poll")
+                    next_poll = time.monotonic() + interval * random.uniform(0.9, 1.1)  # noqa: S311
+            except DSOError as exc:
+                log.warning("check failed: %s", exc.message)
+            except Exception:
+                log.exception("check failed")
+            self._wake.wait(min(HOUSEKEEPING, max(0.0, next_poll - time.monotonic())))
+            self._wake.clear()
+
+    def _check(
+        self, source: str, *, only: Mapping[str, Collection[str]] | None = None
+    ) -> CheckResult:
+        result = self.checker.check(self.managed, only=only)
+        self.checks += 1
+        self.last_check = result
+        self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
+        for target, moved in result.lagging.values():
+            trace_id = new_trace_id()
+            refs = ", ".join(sorted(moved))
+            log.debug("Secret rotation triggered: %s", refs, extra={"trace_id": trace_id})
+            self.scheduler.submit(target, Reason(source, frozenset(moved), trace_id))
+        return result
+
+    def _providers_restarted(self) -> bool:
+        """True when a watched provider's process was (re)started since the last look."""
+        restarted = False
+        for provider in self._watched:
+            try:
+                starts = int(self.runtime.host.client(provider).status().get("starts") or 0)
+            except DSOError:
+                continue
+            if self._starts.get(provider, starts) != starts:
+                restarted = True
+            self._starts[provider] = starts
+        return restarted
+
+    def hint(self, provider: str, paths: Collection[str], source: str = "webhook") -> None:
+        """Check these secrets now (a webhook, a ``watch`` notification): never a value."""
+        with self._hints_lock:
+            self._hints.setdefault(provider, set()).update(paths)
+        self.runtime_file.event(source, f"{provider}: {len(paths)} secrets")
+        self._wake.set()
+
+    def _take_hints(self) -> dict[str, set[str]]:
+        with self._hints_lock:
+            hints, self._hints = self._hints, {}
+        return hints
+
+    def _watch_providers(self) -> None:
+        """Ask each provider that can to push changes of the secrets the containers use."""
+        wanted: dict[str, set[str]] = {}
+        config = self.runtime.config
+        for container in self.managed:
+            for text in container.references.values():
+                try:
+                    ref = parse_reference(text)
+                except DSOError:
+                    continue
+                if ref.version is None:
+                    wanted.setdefault(ref.provider or config.default_provider, set()).add(ref.path)
+        for provider, paths in wanted.items():
+            ordered = tuple(sorted(paths))
+            if self._watched.get(provider) == ordered:
+                continue
+            refs = [SecretRef(str(i), path) for i, path in enumerate(ordered)]
+            try:
+                self.runtime.host.client(provider).watch(refs, self._on_changed(provider, ordered))
+            except DSOError as exc:
+                log.debug("%s: no watch (%s): polling only", provider, exc.message)
+                self._watched[provider] = ordered
+                continue
+            self._watched[provider] = ordered
+            log.debug("%s: watching %d secrets", provider, len(ordered))
+
+    def _on_changed(self, provider: str, paths: tuple[str, ...]) -> Callable[[Changed], None]:
+        def changed(note: Changed) -> None:  # on the provider's reader thread: queue only
+            named = set(note.paths)
+            named.update(paths[int(i)] for i in note.refs if i.isdigit() and int(i) < len(paths))
+            self.hint(provider, named or set(paths), source="watch")
+
+        return changed
+
+    def _start_webhook(self) -> None:
+        """The optional inbound webhook: a hint to check named secrets, never a value."""
+        settings = self.runtime.config.agent.webhook
+        if not settings.enabled:
+            return
+        from kernel.agent.webhook import WebhookServer
+
+        def on_hint(provider: str, secrets: tuple[str, ...], trace_id: str) -> None:
+            log.info(
+                "webhook: check %d secrets of %s",
+                len(secrets),
+                provider,
+                extra={"trace_id": trace_id},
+            )
+            self.hint(provider, secrets, source="webhook")
+
+        self._webhook = WebhookServer(settings, on_hint)
+        self._webhook.start()
+        host, port = self._webhook.address
+        log.info("Webhook listening on %s:%d", host, port)
+
+    # -- Docker events ----------------------------------------------------------------------
+
+    def _start_events(self) -> None:
+        from kernel.agent.docker_events import DockerEvents
+
+        self._events = DockerEvents(self.connect, self._on_docker_event, self._on_reconnect)
+        self._events.start()
+
+    def _on_docker_event(self, event: Any) -> None:
+        self.runtime_file.event("docker", f"{event.type} {event.action}")
+        if event.type != "container":
+            log.debug("docker: %s %s %s", event.type, event.action, event.name or event.id[:12])
+            return
+        if event.action in _RESCAN_ACTIONS and (REFS_LABEL in (event.labels or {})):
+            self._rescan.set()
+            self._wake.set()
+
+    def _on_reconnect(self) -> None:
+        """Back from a lost daemon: scan and check everything again (nothing is lost)."""
+        log.info("Docker socket connected")
+        self._rescan.set()
+        self._check_all.set()
+        self._wake.set()
+
+    def _ensure_client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = self.connect()
+        return self._client
+
+    # -- rotating ---------------------------------------------------------------------------
+
+    def _rotate(self, target: Target, reasons: list[Reason]) -> None:
+        """Run on the scheduler's pool: one target, through the same Batch as `rotate`."""
+        refs = sorted({r for reason in reasons for r in reason.references})
+        trace_id = next((r.trace_id for r in reasons if r.trace_id), "") or new_trace_id()
+        trigger = "recover" if any(r.source == "recover" for r in reasons) else "watch"
+        batch = self.runtime.batch(
+            connect=self.connect,
+            trigger=trigger,
+            trace_id=trace_id,
+            stop=self.stop_event,
+            wait=self.runtime.config.agent.rotation.timeout,
+        )
+        result = batch.one(target)
+        self._report(target, refs, trace_id, result)
+        self._rescan.set()  # the rotated containers carry new labels
+        self._wake.set()
+
+    def _report(self, target: Target, refs: list[str], trace_id: str, result: TargetResult) -> None:
+        rotated = [o for o in result.outcomes if o.status == "completed"]
+        moved = {r.reference for o in rotated if o.plan for r in o.plan.changes.references}
+        what = ", ".join(sorted(moved) or refs) or target.describe()
+        extra = {"trace_id": trace_id, "target": target.lock_key}
+        if result.ok:
+            if rotated:
+                log.info("Rotation complete: %s", what, extra=extra)
+            else:
+                log.debug("%s: up to date", target.describe(), extra=extra)
+        else:
+            errors = [o.error for o in result.outcomes if o.error and o.status != "skipped"]
+            reason = errors[0] if errors else str(result.error)
+            log.error("Rotation failed: %s", reason, extra={**extra, "secrets": what})
+        self.runtime_file.rotation(
+            {
+                "target": target.lock_key,
+                "status": result.status,
+                "trace_id": trace_id,
+                "containers": [o.target for o in result.outcomes],
+            }
+        )
+
+
+def _pid() -> int:
+    return os.getpid()

@@ -1,0 +1,150 @@
+"""The agent survives what an unattended process meets: killed mid-rotation, its provider killed,
+a broken configuration on SIGHUP, corrupt state files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.agent_support import AgentProcess, agent, configure
+from tests.integration.compose_support import ComposeProject, project
+from tests.integration.rotation_compose_support import (
+    WEB_SERVICE,
+    all_containers,
+    exec_in,
+    replicas,
+    write_scripts,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["agent", "project"]
+
+
+def one_web(project: ComposeProject) -> str:
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  web:" + WEB_SERVICE + "    environment:\n      MSG: dso://app/msg\n",
+    )
+    project.set_secret("app/msg", "v1")
+    project.dso("up", "-d")
+    (web,) = replicas(project, "web")
+    return web
+
+
+def serving(name: str) -> str | None:
+    return exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/")
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        time.sleep(0.05)
+
+
+def test_killed_mid_rotation_the_agent_recovers_at_start(
+    project: ComposeProject, agent: Callable[..., AgentProcess]
+) -> None:
+    configure(project)
+    web = one_web(project)
+    crashing = agent()
+    crashing.project.env = {
+        **project.env,
+        "DSO_TEST_MODE": "1",
+        "DSO_FAULT_KILL_AFTER_STEP": "health_gate",
+    }
+    crashing.start()
+    project.set_secret("app/msg", "v2")
+    assert crashing.proc is not None
+    assert crashing.proc.wait(timeout=60) == -signal.SIGKILL
+    crashing.proc = None
+    assert any("_dso_new_" in name for name in all_containers(project))
+
+    project.env = {k: v for k, v in project.env.items() if not k.startswith("DSO_FAULT")}
+    running = agent()
+    running.start()
+    running.wait_for("recovery: ")
+    wait_until(lambda: serving(web) == "v2\n")
+    running.wait_for("Rotation complete: dso://app/msg")
+    log = running.since_start()
+    assert "will be rotated again (crash)" in log
+    assert all(line.count("recovery") for line in log.splitlines() if "rolled_back" in line)
+    assert all_containers(project) == [web]  # one serving container, no leftover
+    assert running.stop() == 0
+
+
+def test_a_killed_provider_is_restarted_and_the_agent_goes_on(
+    project: ComposeProject, agent: Callable[..., AgentProcess]
+) -> None:
+    configure(project)
+    web = one_web(project)
+    running = agent()
+    running.start()
+    running.wait_for("Secret backend connected: local")
+    assert running.proc is not None
+    tasks = Path(f"/proc/{running.proc.pid}/task").iterdir()
+    (provider,) = [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+    os.kill(provider, signal.SIGKILL)
+
+    project.set_secret("app/msg", "v2")
+    wait_until(lambda: serving(web) == "v2\n", timeout=45)
+    running.wait_for("Rotation complete: dso://app/msg")
+    assert running.proc.poll() is None
+    assert running.stop() == 0
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_old_one_when_broken(
+    project: ComposeProject, agent: Callable[..., AgentProcess]
+) -> None:
+    configure(project)
+    web = one_web(project)
+    running = agent()
+    running.start()
+    running.wait_for("Secret backend connected: local")
+    assert running.proc is not None
+    config = Path(project.env["DSO_HOME"]) / "config.yaml"
+
+    good = config.read_text()
+    config.write_text(good + "agnet:\n  nope: 1\n")
+    running.proc.send_signal(signal.SIGHUP)
+    running.wait_for("configuration not reloaded, the running one is kept")
+    bad_line = len(good.splitlines()) + 1
+    assert f"config.yaml:{bad_line}: agnet: unknown key" in running.since_start()
+    project.set_secret("app/msg", "v2")  # the old configuration still rolls changes out
+    wait_until(lambda: serving(web) == "v2\n")
+
+    configure(project, debounce="2s")
+    running.proc.send_signal(signal.SIGHUP)
+    running.wait_for("Configuration loaded from", count=2)
+    project.set_secret("app/msg", "v3")
+    wait_until(lambda: serving(web) == "v3\n")
+    assert running.proc.poll() is None
+    assert running.stop() == 0
+
+
+def test_corrupt_state_files_are_set_aside_and_the_agent_starts(
+    project: ComposeProject, agent: Callable[..., AgentProcess]
+) -> None:
+    configure(project)
+    web = one_web(project)
+    state = Path(project.env["DSO_HOME"]) / "state"
+    state.mkdir(exist_ok=True)
+    for name in ("runtime.json", "containers.json"):
+        (state / name).write_text("{not json")
+    running = agent()
+    running.start()
+    running.wait_for("Secret backend connected: local")
+    log = running.since_start()
+    assert log.count("[ERROR]") >= 2 and "corrupt" in log
+    project.set_secret("app/msg", "v2")
+    wait_until(lambda: serving(web) == "v2\n")
+    assert running.stop() == 0
+    assert list(state.glob("runtime.json.corrupt-*")) and list(
+        state.glob("containers.json.corrupt-*")
+    )

@@ -1,0 +1,144 @@
+"""The agent with a provider that cannot watch (OpenBao, KV v2): polling notices changes, and the
+inbound webhook makes it check at once — never trusting the call for a value."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.agent_support import AgentProcess, agent
+from tests.integration.compose_support import ComposeProject, project
+from tests.integration.rotation_compose_support import WEB_SERVICE, exec_in, replicas, write_scripts
+from tests.integration.rotation_support import free_port
+from tests.integration.servers import OpenBao
+
+pytestmark = pytest.mark.integration
+__all__ = ["agent", "project"]
+
+TOKEN = "hook-token-9c1e"
+CANARY = "CANARY-webhook-41d7"
+
+
+@pytest.fixture
+def bao(tmp_path: Path) -> Iterator[OpenBao]:
+    server = OpenBao(tmp_path / "bao")
+    try:
+        yield server
+    finally:
+        server.server.stop()
+
+
+def configure(project: ComposeProject, bao: OpenBao, *, poll: str, hook_port: int) -> None:
+    config = Path(project.env["DSO_HOME"]) / "config.yaml"
+    config.write_text(
+        f"""\
+version: 1
+default_provider: local
+providers:
+  local:
+    type: local
+  vault:
+    type: vault
+    address: {bao.address}
+    token: {bao.root_token}
+agent:
+  watch:
+    polling_interval: {poll}
+    debounce_window: 1s
+  webhook:
+    enabled: true
+    listen: 127.0.0.1:{hook_port}
+    token: {TOKEN}
+"""
+    )
+    config.chmod(0o600)
+
+
+def web_on_vault(project: ComposeProject) -> str:
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  web:"
+        + WEB_SERVICE
+        + "    environment:\n      MSG: dso://vault:app/msg#value\n",
+    )
+    project.dso("up", "-d")
+    (web,) = replicas(project, "web")
+    return web
+
+
+def serving(name: str) -> str | None:
+    return exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/")
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30.0) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {check}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def post(port: int, body: dict[str, object], token: str | None) -> tuple[int, dict[str, object]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    connection.request("POST", "/hooks/secret-changed", json.dumps(body), headers)
+    answer = connection.getresponse()
+    doc = json.loads(answer.read() or b"{}")
+    connection.close()
+    return answer.status, doc
+
+
+def test_polling_notices_an_openbao_change(
+    project: ComposeProject, agent: Callable[..., AgentProcess], bao: OpenBao
+) -> None:
+    port = free_port()
+    configure(project, bao, poll="1s", hook_port=port)
+    bao.write("app/msg", {"value": "v1"})
+    web = web_on_vault(project)
+    running = agent()
+    running.start()
+    running.wait_for("Secret backend connected: vault")
+
+    bao.write("app/msg", {"value": "v2"})
+    took = wait_until(lambda: serving(web) == "v2\n")
+    print(f"OpenBao change -> serving with 1 s polling, 1 s debounce: {took:.2f}s")
+    running.wait_for("Rotation complete: dso://vault:app/msg#value")
+    assert running.stop() == 0
+
+
+def test_the_webhook_triggers_a_check_and_a_forged_call_reads_nothing(
+    project: ComposeProject, agent: Callable[..., AgentProcess], bao: OpenBao
+) -> None:
+    port = free_port()
+    configure(project, bao, poll="1h", hook_port=port)
+    bao.write("app/msg", {"value": "v1"})
+    web = web_on_vault(project)
+    running = agent()
+    running.start(ready="Webhook listening on 127.0.0.1")
+    running.wait_for("Secret backend connected: vault")
+    bao.write("app/msg", {"value": CANARY})
+    body = {"provider": "vault", "secret": "app/msg"}
+
+    status, doc = post(port, body, token="wrong")
+    assert status == 401 and "trace_id" not in doc
+    status, _ = post(port, body, token=None)
+    assert status == 401
+    time.sleep(3)
+    assert serving(web) == "v1\n"  # nothing was read, nothing rotated
+    assert "webhook: check" not in running.since_start()
+
+    status, doc = post(port, body, token=TOKEN)
+    assert status == 202 and doc["accepted"] is True
+    wait_until(lambda: serving(web) == f"{CANARY}\n")
+    running.wait_for("Rotation complete: dso://vault:app/msg#value")
+    log = running.since_start()
+    assert TOKEN not in log and CANARY not in log
+    assert running.stop() == 0
