@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel.containers.client import docker_errors
+from kernel.containers.events import each_event, open_client, subscribe
 from kernel.errors import DockerError
 from kernel.log import get_logger
 
@@ -272,14 +272,9 @@ class DockerEvents:
 
     def _subscribe(self) -> Any:
         """A subscribed ``/events`` stream, or None when ``stop()`` came first."""
-        with docker_errors("connecting to the Docker daemon for events"):
-            client = self._connect()
+        client = open_client(self._connect)
         try:
-            since = self._since()
-            with docker_errors("subscribing to Docker events"):
-                stream = client.events(
-                    decode=True, filters={"type": list(EVENT_TYPES)}, since=since
-                )
+            stream = subscribe(client, types=EVENT_TYPES, since=self._since())
         except BaseException:
             _close_quietly(client)
             raise
@@ -306,12 +301,10 @@ class DockerEvents:
     def _read(self, stream: Any) -> str:
         """Deliver events until the stream ends; why it ended."""
         try:
-            with docker_errors("reading Docker events"):
-                for raw in stream:
-                    if self._stopping.is_set():
-                        break
-                    if isinstance(raw, Mapping):
-                        self._handle(raw)
+            for raw in each_event(stream):
+                if self._stopping.is_set():
+                    break
+                self._handle(raw)
             return "the event stream ended"
         except DockerError as exc:
             return str(exc)
