@@ -70,7 +70,7 @@ PRUNE_SLACK = 3600.0
 #: Seconds without progress after which an unfinished entry is stale.
 STALE_AFTER = 24 * 3600.0
 #: Causes after which ``recover`` rolls the change out again (:attr:`RotationEntry.cause`).
-RESUMABLE_CAUSES = frozenset({"crash", "docker"})
+RESUMABLE_CAUSES = frozenset({"crash", "docker", "stopped"})
 #: Rotation ids name files in ``rotations.d``.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -170,8 +170,9 @@ class RotationEntry:
 
     @property
     def needs_resuming(self) -> bool:
-        """Undone because it was interrupted (a crash, a lost daemon), not because its health
-        gate failed or an extension vetoed it: the change it carried is still to roll out."""
+        """Undone because it was interrupted (a crash, a lost daemon, a stop), not because its
+        health gate failed or an extension vetoed it: the change it carried is still to roll
+        out."""
         if self.resumed is not None or self.cause not in RESUMABLE_CAUSES:
             return False
         if self.status == RotationStatus.ROLLED_BACK:

@@ -213,8 +213,8 @@ def test_step_times_and_health_confirmation() -> None:
 
 
 def test_only_interrupted_rollbacks_need_resuming(tmp_path: Path) -> None:
-    """A crash or a lost daemon undid the change: recover rolls it out again. A failed health
-    gate or a veto stays undone."""
+    """A crash, a lost daemon or a stop (SIGTERM) undid the change: recover rolls it out again.
+    A failed health gate or a veto stays undone."""
     journal = Journal(tmp_path, clock=Clock())
     cases = {
         "00000001": ("docker", RotationStatus.ROLLED_BACK, None),
@@ -223,6 +223,7 @@ def test_only_interrupted_rollbacks_need_resuming(tmp_path: Path) -> None:
         "00000004": ("crash", RotationStatus.RECOVERED, "rolled_back"),
         "00000005": ("crash", RotationStatus.RECOVERED, "forward"),
         "00000006": ("interrupted", RotationStatus.ROLLED_BACK, None),
+        "00000007": ("stopped", RotationStatus.ROLLED_BACK, None),
     }
     for rotation_id, (cause, status, action) in cases.items():
         item = entry(rotation_id)
@@ -230,12 +231,12 @@ def test_only_interrupted_rollbacks_need_resuming(tmp_path: Path) -> None:
         item.finish(status, 1_800_000_001.0)
         item.recovery = {"action": action} if action else None
         journal.save(item)
-    assert [e.id for e in journal.needing_resuming()] == ["00000001", "00000004"]
+    assert [e.id for e in journal.needing_resuming()] == ["00000001", "00000004", "00000007"]
     done = journal.get("00000001")
     assert done is not None
     done.resumed = {"at": 1_800_000_002.0, "status": "completed"}
     journal.save(done)
-    assert [e.id for e in journal.needing_resuming()] == ["00000004"]
+    assert [e.id for e in journal.needing_resuming()] == ["00000004", "00000007"]
 
 
 def test_an_unreadable_entry_is_logged_once(tmp_path: Path, caplog) -> None:
