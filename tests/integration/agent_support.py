@@ -89,6 +89,22 @@ class AgentProcess:
             self.proc = None
 
 
+def serving(name: str) -> str | None:
+    """What the test web server in container ``name`` answers (None: nothing)."""
+    from tests.integration.rotation_compose_support import exec_in
+
+    return exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/")
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30.0) -> float:
+    """Seconds until ``check()`` is true (fails the test after ``timeout``)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {check}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def configure(
     project: ComposeProject, *, poll: str = "1h", debounce: str = "1s", **extra: Any
 ) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agent_support import AgentProcess, agent, configure
+from tests.integration.agent_support import AgentProcess, agent, configure, serving, wait_until
 from tests.integration.compose_support import ComposeProject, project
 from tests.integration.rotation_compose_support import (
     WEB_SERVICE,
@@ -41,18 +41,6 @@ def two_services(project: ComposeProject) -> None:
         + WEB_SERVICE
         + "    environment:\n      MSG: dso://app/msg\n      TOKEN_FILE: dsofile://app/token\n",
     )
-
-
-def serving(name: str) -> str | None:
-    return exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/")
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30.0) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {check}"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def journal(project: ComposeProject) -> list[dict[str, object]]:

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.agent_support import AgentProcess, agent, configure
+from tests.integration.agent_support import AgentProcess, agent, configure, serving, wait_until
 from tests.integration.compose_support import ComposeProject, project
 from tests.integration.rotation_compose_support import (
     WEB_SERVICE,
     all_containers,
-    exec_in,
     replicas,
     write_scripts,
 )
@@ -35,17 +33,6 @@ def one_web(project: ComposeProject) -> str:
     project.dso("up", "-d")
     (web,) = replicas(project, "web")
     return web
-
-
-def serving(name: str) -> str | None:
-    return exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/")
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        time.sleep(0.05)
 
 
 def test_killed_mid_rotation_the_agent_recovers_at_start(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agent_support import AgentProcess, agent
+from tests.integration.agent_support import AgentProcess, agent, serving, wait_until
 from tests.integration.compose_support import ComposeProject, project
-from tests.integration.rotation_compose_support import WEB_SERVICE, exec_in, replicas, write_scripts
+from tests.integration.rotation_compose_support import WEB_SERVICE, replicas, write_scripts
 from tests.integration.rotation_support import free_port
 from tests.integration.servers import OpenBao
 
@@ -70,18 +70,6 @@ def web_on_vault(project: ComposeProject) -> str:
     project.dso("up", "-d")
     (web,) = replicas(project, "web")
     return web
-
-
-def serving(name: str) -> str | None:
-    return exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/")
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30.0) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {check}"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def post(port: int, body: dict[str, object], token: str | None) -> tuple[int, dict[str, object]]:
