@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from kernel.runtime import Runtime
 
 log = get_logger("agent.check")
+#: Wire codes of a back end that is down rather than of one secret's problem.
+_OUTAGE_CODES = frozenset({"unavailable", "timeout"})
 
 
 @dataclass(slots=True)
@@ -54,6 +56,8 @@ class VersionChecker:
         self._lock = threading.Lock()
         #: Provider → "up" / "down", to log each change of state once.
         self._state: dict[str, str] = {}
+        #: (provider, path) → error code already logged for that secret.
+        self._problems: dict[tuple[str, str], str] = {}
 
     def check(
         self,
@@ -89,19 +93,21 @@ class VersionChecker:
                 result.failed[provider] = exc.message
                 self._note(provider, "down", exc.message)
                 continue
-            self._note(provider, "up")
             by_id = {ref_id: path for path, ref_id in ids.items()}
+            outage = [e for e in answer.errors.values() if e.code in _OUTAGE_CODES]
+            if outage and not answer.versions:
+                # Every secret failed the way a back end that is down fails: an outage.
+                result.failed[provider] = outage[0].message
+                self._note(provider, "down", outage[0].message)
+                continue
+            self._note(provider, "up")
             for ref_id, version in answer.versions.items():
                 if ref_id in by_id:
                     current[(provider, by_id[ref_id])] = f"{provider}:{version}"
+                    with self._lock:
+                        self._problems.pop((provider, by_id[ref_id]), None)
             for ref_id, error in answer.errors.items():
-                log.warning(
-                    "%s: cannot check %s: %s",
-                    provider,
-                    by_id.get(ref_id, ref_id),
-                    error.message,
-                    extra={"provider": provider},
-                )
+                self._problem(provider, by_id.get(ref_id, ref_id), error.code, error.message)
         for container, variable, text, provider, path in uses:
             now = current.get((provider, path))
             if now is None or container.versions.get(variable) == now:
@@ -110,6 +116,17 @@ class VersionChecker:
             _, moved = result.lagging.setdefault(target.lock_key, (target, set()))
             moved.add(text)
         return result
+
+    def _problem(self, provider: str, path: str, code: str, message: str) -> None:
+        """One secret cannot be checked: logged once until its problem changes."""
+        key = (provider, path)
+        with self._lock:
+            if self._problems.get(key) == code:
+                return
+            self._problems[key] = code
+        log.warning(
+            "%s: cannot check %s: %s", provider, path, message, extra={"provider": provider}
+        )
 
     def _note(self, provider: str, state: str, reason: str = "") -> None:
         with self._lock:

@@ -362,7 +362,12 @@ class Agent:
                 continue
             refs = [SecretRef(str(i), path) for i, path in enumerate(ordered)]
             try:
-                self.runtime.host.client(provider).watch(refs, self._on_changed(provider, ordered))
+                client = self.runtime.host.client(provider)
+                if "watch" not in _capabilities(client):
+                    log.debug("%s cannot watch: polling only", provider)
+                    self._watched[provider] = ordered
+                    continue
+                client.watch(refs, self._on_changed(provider, ordered))
             except DSOError as exc:
                 log.debug("%s: no watch (%s): polling only", provider, exc.message)
                 self._watched[provider] = ordered
@@ -469,6 +474,15 @@ class Agent:
                 "containers": [o.target for o in result.outcomes],
             }
         )
+
+
+def _capabilities(client: Any) -> list[str]:
+    """What the provider announced in its handshake (it is started to learn it)."""
+    capabilities = client.status().get("capabilities")
+    if capabilities is None:
+        client.ping()
+        capabilities = client.status().get("capabilities")
+    return list(capabilities or ())
 
 
 def _pid() -> int:

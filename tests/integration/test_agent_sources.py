@@ -130,3 +130,42 @@ def test_the_webhook_triggers_a_check_and_a_forged_call_reads_nothing(
     log = running.since_start()
     assert TOKEN not in log and CANARY not in log
     assert running.stop() == 0
+
+
+def test_a_provider_outage_is_logged_once_and_changes_roll_out_when_it_is_back(
+    project: ComposeProject, agent: Callable[..., AgentProcess], bao: OpenBao
+) -> None:
+    """OpenBao sealed: checks fail (one WARNING, containers untouched); a change made before it
+    came back is rolled out once it answers again."""
+    port = free_port()
+    configure(project, bao, poll="1h", hook_port=port)
+    bao.write("app/msg", {"value": "v1"})
+    web = web_on_vault(project)
+    running = agent()
+    running.start(ready="Webhook listening on 127.0.0.1")
+    running.wait_for("Secret backend connected: vault")
+    body = {"provider": "vault", "secret": "app/msg"}
+
+    bao.write("app/msg", {"value": "v2"})
+    bao.seal()
+    for attempt in range(3):
+        status, _ = post(port, {**body, "idempotency_key": f"sealed-{attempt}"}, token=TOKEN)
+        assert status == 202
+        time.sleep(1.5)
+    running.wait_for("Provider connection lost, retrying...")
+    assert running.since_start().count("Provider connection lost, retrying...") == 1
+    assert serving(web) == "v1\n"  # untouched while the provider is down
+
+    bao.unseal()
+    attempt = 0
+
+    def rolled_out() -> bool:
+        nonlocal attempt
+        attempt += 1  # the breaker may still be open for a moment: ask again
+        post(port, {**body, "idempotency_key": f"back-{attempt}"}, token=TOKEN)
+        time.sleep(0.5)
+        return serving(web) == "v2\n"
+
+    wait_until(rolled_out, timeout=60)
+    assert running.since_start().count("Secret backend connected: vault") == 2
+    assert running.stop() == 0
