@@ -33,6 +33,7 @@ from kernel import __version__
 from kernel.agent.checker import CheckResult, VersionChecker
 from kernel.agent.instance import InstanceLock
 from kernel.agent.managed import Managed, ManagedFile, scan_managed
+from kernel.agent.redeliver import redeliver
 from kernel.agent.scheduler import Reason, Scheduler
 from kernel.agent.status_file import RuntimeFile
 from kernel.agent.status_file import boot_id as _boot_id
@@ -131,6 +132,7 @@ class Agent:
                 log.info("the host was restarted since the previous agent ran")
             resume = self._recover()
             self._set_managed(scan_managed(self._client, runtime.journal.owner))
+            redeliver(runtime, self._client, self.managed)  # a reboot emptied the tmpfs
             self.scheduler.start()
             for target in resume:
                 reason = Reason("recover", trace_id=new_trace_id())

@@ -61,7 +61,7 @@ __all__ = [
 SECRETS_DIR_ENV = "DSO_SECRETS_DIR"
 
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_SERVICE = re.compile(r"[A-Za-z0-9._-]+")
+_SERVICE_DIR = re.compile(r"[A-Za-z0-9._-]+(@[0-9a-f]{8})?")
 
 
 def default_base(layout: Layout | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -204,8 +204,9 @@ class SecretsDir:
         return self.base / project
 
     def service_dir(self, project: str, service: str) -> Path:
-        """The directory bind-mounted into the containers of ``service``."""
-        if not _SERVICE.fullmatch(service) or service in (".", ".."):
+        """The directory bind-mounted into the containers of ``service`` (``service`` may also
+        be a rotation's own directory name, ``<service>@<rotation id>``)."""
+        if not _SERVICE_DIR.fullmatch(service) or service in (".", ".."):
             raise ValueError(f"not a usable compose service name: {service!r}")
         return self.project_dir(project) / service
 

@@ -4,6 +4,7 @@ a broken configuration on SIGHUP, corrupt state files."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.agent_support import AgentProcess, agent, configure, serving, wait_until
-from tests.integration.compose_support import ComposeProject, project
+from tests.integration.compose_support import ComposeProject, docker, project
 from tests.integration.rotation_compose_support import (
     WEB_SERVICE,
     all_containers,
+    exec_in,
+    inspect,
     replicas,
     write_scripts,
 )
@@ -135,3 +138,44 @@ def test_corrupt_state_files_are_set_aside_and_the_agent_starts(
     assert list(state.glob("runtime.json.corrupt-*")) and list(
         state.glob("containers.json.corrupt-*")
     )
+
+
+def test_after_a_reboot_the_files_come_back_and_the_container_starts(
+    project: ComposeProject, agent: Callable[..., AgentProcess]
+) -> None:
+    """A reboot, simulated: the tmpfs secrets directory is wiped and Docker restarts the
+    container, which cannot start without its bind-mounted directory; the agent writes the
+    files again at the recorded versions and starts it."""
+    configure(project)
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  api:"
+        + WEB_SERVICE
+        + "    restart: unless-stopped\n"
+        + "    environment:\n      MSG: dso://app/msg\n      TOKEN_FILE: dsofile://app/token\n",
+    )
+    project.set_secret("app/msg", "v1")
+    project.set_secret("app/token", "t1")
+    project.set_secret("app/token", "t2")
+    project.dso("up", "-d")
+    (api,) = replicas(project, "api")
+    project.set_secret("app/token", "t3")  # newer than what the container was given
+
+    shutil.rmtree(project.secrets_base)
+    restarted = docker("restart", "-t", "1", api)
+    assert restarted.returncode != 0 and "no such file or directory" in restarted.stderr
+    assert not inspect(api)["State"]["Running"]
+
+    running = agent()
+    running.start()
+    running.wait_for("had lost its secret files")
+    wait_until(lambda: inspect(api)["State"]["Running"])
+    # The local vault keeps only the current version, so the files come back at t3 (said in
+    # the log), and the first check rotates the container so its labels say so too.
+    wait_until(lambda: exec_in(api, "cat", "/run/secrets/dso/TOKEN_FILE") == "t3", timeout=45)
+    versions = '"TOKEN_FILE":"local:3"'
+    wait_until(lambda: versions in inspect(api)["Config"]["Labels"]["dso.versions"], timeout=45)
+    log = running.since_start()
+    assert "recovery: started" in log and "no longer available at version 2" in log
+    assert running.stop() == 0
