@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kernel.config.model import Config, RotationConfig
     from kernel.extensions import Extensions
     from kernel.injection.host_resolver import ProviderHostResolver
+    from kernel.injection.resolver import Resolver
     from kernel.paths import Layout
     from kernel.provider_host import ProviderHost
     from kernel.rotation.batch import Batch
@@ -55,6 +56,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._host: ProviderHost | None = None
         self._resolver: ProviderHostResolver | None = None
+        self._rollout: Resolver | None = None
         self._extensions: Extensions | None = None
         self._journal: Journal | None = None
         self._locks: TargetLocks | None = None
@@ -103,6 +105,15 @@ class Runtime:
 
                 self._resolver = ProviderHostResolver(self.config, lambda: self.host)
             return self._resolver
+
+    @property
+    def rollout_resolver(self) -> Resolver:
+        """The resolver rotations use: :attr:`resolver`, or what :meth:`wrap_resolver` made."""
+        return self._rollout if self._rollout is not None else self.resolver
+
+    def wrap_resolver(self, wrap: Callable[[Resolver], Resolver]) -> None:
+        """Put ``wrap(resolver)`` between rotations and the providers (the agent's cache)."""
+        self._rollout = wrap(self.resolver)
 
     def adopt_providers(self, other: Runtime) -> None:
         """Take over ``other``'s provider processes (a reload that left the providers' settings
@@ -179,7 +190,9 @@ class Runtime:
             observer=self.extensions,
             **settings,
         )
-        return Batch(batch_settings, connect=connect, resolver=self.resolver, hasher=hasher)
+        return Batch(
+            batch_settings, connect=connect, resolver=self.rollout_resolver, hasher=hasher
+        )
 
     # -- end ------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kernel import __version__
+from kernel.agent.cache import CachingResolver, ValueCache
 from kernel.agent.checker import CheckResult, VersionChecker
 from kernel.agent.instance import InstanceLock
 from kernel.agent.managed import Managed, ManagedFile, scan_managed
@@ -73,6 +74,9 @@ class Agent:
         from kernel.containers.client import connect as docker_connect
 
         self.runtime = runtime
+        #: Last known good values, served for re-deliveries while a provider is unreachable.
+        self.cache = ValueCache.from_config(runtime.config.agent.cache)
+        runtime.wrap_resolver(lambda inner: CachingResolver(inner, self.cache))
         self.connect = connect or docker_connect
         self.concurrency = concurrency
         self.use_events = events
@@ -188,6 +192,7 @@ class Agent:
             old.config.default_provider,
         ):
             fresh.adopt_providers(old)
+        fresh.wrap_resolver(lambda inner: CachingResolver(inner, self.cache))
         self.runtime = fresh
         self.checker.runtime = fresh
         self.scheduler.window = fresh.config.agent.watch.debounce_window
@@ -287,8 +292,10 @@ class Agent:
             try:
                 if self._rescan.is_set():
                     self._rescan.clear()
-                    owner = self.runtime.journal.owner
-                    self._set_managed(scan_managed(self._ensure_client(), owner))
+                    client = self._ensure_client()
+                    self._set_managed(scan_managed(client, self.runtime.journal.owner))
+                    # A container that died because its files vanished (tmpfs cleaned): back.
+                    redeliver(self.runtime, client, self.managed)
                     self._watch_providers()
                 hints = self._take_hints()
                 if hints:

@@ -102,7 +102,7 @@ def _deliver(
         held = container.versions.get(variable, "")
         version = held.partition(":")[2] or None
         refs[variable] = dataclasses.replace(ref, version=version) if version else ref
-    outcomes = runtime.resolver.resolve(list(dict.fromkeys(refs.values())))
+    outcomes = runtime.rollout_resolver.resolve(list(dict.fromkeys(refs.values())))
     values = {}
     for variable, ref in refs.items():
         outcome = outcomes[ref]
@@ -110,7 +110,7 @@ def _deliver(
             # The provider no longer has that version (the local vault keeps only the current
             # one): write the current one; the first check then rotates the container to it.
             current = dataclasses.replace(ref, version=None)
-            outcome = runtime.resolver.resolve([current])[current]
+            outcome = runtime.rollout_resolver.resolve([current])[current]
             log.info(
                 "%s: %s is no longer available at version %s: wrote the current version",
                 view.name,

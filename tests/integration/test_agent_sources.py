@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.agent_support import AgentProcess, agent, serving, wait_until
-from tests.integration.compose_support import ComposeProject, project
-from tests.integration.rotation_compose_support import WEB_SERVICE, replicas, write_scripts
+from tests.integration.compose_support import ComposeProject, docker, project
+from tests.integration.rotation_compose_support import (
+    WEB_SERVICE,
+    exec_in,
+    inspect,
+    replicas,
+    write_scripts,
+)
 from tests.integration.rotation_support import free_port
 from tests.integration.servers import OpenBao
 
@@ -168,4 +175,43 @@ def test_a_provider_outage_is_logged_once_and_changes_roll_out_when_it_is_back(
 
     wait_until(rolled_out, timeout=60)
     assert running.since_start().count("Secret backend connected: vault") == 2
+    assert running.stop() == 0
+
+
+def test_files_lost_during_an_outage_come_back_from_the_last_known_good_value(
+    project: ComposeProject, agent: Callable[..., AgentProcess], bao: OpenBao
+) -> None:
+    """The agent rotated to a value (so it holds it); then OpenBao is sealed, the tmpfs files
+    vanish and the container dies of it: the agent writes them back from its cache."""
+    port = free_port()
+    configure(project, bao, poll="1s", hook_port=port)
+    bao.write("app/tok", {"value": "t1"})
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  api:"
+        + WEB_SERVICE
+        + "    restart: unless-stopped\n"
+        + "    environment:\n      TOKEN_FILE: dsofile://vault:app/tok#value\n",
+    )
+    project.dso("up", "-d")
+    (api,) = replicas(project, "api")
+    running = agent()
+    running.start()
+    bao.write("app/tok", {"value": "t2"})
+    wait_until(lambda: exec_in(api, "cat", "/run/secrets/dso/TOKEN_FILE") == "t2")
+
+    bao.seal()
+    running.wait_for("Provider connection lost, retrying...")
+    shutil.rmtree(project.secrets_base)
+    # Without its files the container cannot start; the agent reacts to it stopping (and may
+    # even have the files back before Docker tries to start it again).
+    docker("restart", "-t", "1", api)
+
+    wait_until(lambda: inspect(api)["State"]["Running"], timeout=45)
+    assert exec_in(api, "cat", "/run/secrets/dso/TOKEN_FILE") == "t2"
+    log = running.since_start()
+    assert "serving the last known good version of dsofile://vault:app/tok#value" in log
+    assert "t2" not in log.replace("t2\n", "")
+    bao.unseal()
     assert running.stop() == 0
