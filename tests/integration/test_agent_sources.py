@@ -1,5 +1,6 @@
-"""The agent with a provider that cannot watch (OpenBao, KV v2): polling notices changes, and the
-inbound webhook makes it check at once — never trusting the call for a value."""
+"""The agent with providers that cannot watch (OpenBao KV v2, AWS Secrets Manager on moto):
+polling notices changes, the inbound webhook makes it check at once — never trusting the call for
+a value — and an outage is survived."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.integration.rotation_compose_support import (
     write_scripts,
 )
 from tests.integration.rotation_support import free_port
-from tests.integration.servers import OpenBao
+from tests.integration.servers import MotoServer, OpenBao
 
 pytestmark = pytest.mark.integration
 __all__ = ["agent", "project"]
@@ -215,3 +216,51 @@ def test_files_lost_during_an_outage_come_back_from_the_last_known_good_value(
     assert "t2" not in log.replace("t2\n", "")
     bao.unseal()
     assert running.stop() == 0
+
+
+def test_polling_notices_a_secrets_manager_change_on_moto(
+    project: ComposeProject, agent: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    moto = MotoServer(tmp_path / "moto")
+    try:
+        config = Path(project.env["DSO_HOME"]) / "config.yaml"
+        config.write_text(
+            f"""\
+version: 1
+default_provider: local
+providers:
+  local:
+    type: local
+  aws:
+    type: aws
+    region: {MotoServer.REGION}
+    endpoint_url: {moto.endpoint}
+    access_key_id: testing
+    secret_access_key: testing
+agent:
+  watch:
+    polling_interval: 1s
+    debounce_window: 1s
+"""
+        )
+        config.chmod(0o600)
+        sm = moto.client()
+        sm.create_secret(Name="app/msg", SecretString="m1")
+        write_scripts(project)
+        project.write(
+            "compose.yaml",
+            "services:\n  web:" + WEB_SERVICE + "    environment:\n      MSG: dso://aws:app/msg\n",
+        )
+        project.dso("up", "-d")
+        (web,) = replicas(project, "web")
+        running = agent()
+        running.start()
+        running.wait_for("Secret backend connected: aws")
+
+        sm.put_secret_value(SecretId="app/msg", SecretString="m2")
+        took = wait_until(lambda: serving(web) == "m2\n")
+        print(f"moto change -> serving with 1 s polling, 1 s debounce: {took:.2f}s")
+        running.wait_for("Rotation complete: dso://aws:app/msg")
+        assert running.stop() == 0
+    finally:
+        moto.stop()
