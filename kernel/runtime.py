@@ -190,9 +190,7 @@ class Runtime:
             observer=self.extensions,
             **settings,
         )
-        return Batch(
-            batch_settings, connect=connect, resolver=self.rollout_resolver, hasher=hasher
-        )
+        return Batch(batch_settings, connect=connect, resolver=self.rollout_resolver, hasher=hasher)
 
     # -- end ------------------------------------------------------------------------------
 

@@ -321,6 +321,12 @@ class Agent:
         self.checks += 1
         self.last_check = result
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
+        if result.lagging and self._events is not None and not self._events.connected:
+            # Docker is away: nothing can rotate now; the reconnect checks everything again.
+            log.debug(
+                "%d targets moved while Docker is away: after it is back", len(result.lagging)
+            )
+            return result
         for target, moved in result.lagging.values():
             trace_id = new_trace_id()
             refs = ", ".join(sorted(moved))

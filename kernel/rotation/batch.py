@@ -177,7 +177,11 @@ class Batch:
     def one(self, target: Target) -> TargetResult:
         """Rotate (or plan) one target with its own Docker client."""
         result = TargetResult(target)
-        client = self.connect()
+        try:
+            client = self.connect()
+        except DSOError as exc:  # no daemon: this target's result, not a crash of the caller
+            result.error = exc
+            return result
         try:
             engine = RotationEngine(
                 client,

@@ -6,7 +6,6 @@ small unix-socket proxy in front of it, killed and started again on the same pat
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -16,13 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 from kernel.agent.docker_events import Backoff, DockerEvent, DockerEvents
 from kernel.containers.client import connect
-from kernel.containers.daemon_info import docker_host
+from tests.integration.docker_proxy import UnixProxy, upstream_socket
 from tests.integration.rotation_support import LABEL, Scope, scope, wait_for
 
 pytestmark = pytest.mark.integration
@@ -37,81 +35,6 @@ FAST_HEALTH = {
     "timeout": 1 * 10**9,
     "retries": 1,
 }
-
-
-def upstream_socket() -> str:
-    url = urlparse(docker_host())
-    if url.scheme != "unix":
-        pytest.skip("the proxy forwards to a unix socket daemon only")
-    return url.path
-
-
-class UnixProxy:
-    """Forwards connections on ``path`` to the Docker socket; ``kill()`` drops them all at once.
-
-    From the client's side this is what a daemon that goes away looks like: open streams end,
-    new connections are refused (the socket file is gone) until a proxy listens again.
-    """
-
-    def __init__(self, path: Path, upstream: str) -> None:
-        self.path = path
-        self.upstream = upstream
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.killed = threading.Event()
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(str(path))
-        self.listener.listen(16)
-        self.listener.settimeout(0.05)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.killed.is_set():
-            try:
-                downstream, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                upstream.connect(self.upstream)
-            except OSError:
-                downstream.close()
-                upstream.close()
-                continue
-            with self.lock:
-                if self.killed.is_set():
-                    downstream.close()
-                    upstream.close()
-                    return
-                self.sockets += [downstream, upstream]
-            for src, dst in ((downstream, upstream), (upstream, downstream)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def kill(self) -> None:
-        self.killed.set()
-        self.thread.join(2)
-        # The path goes first: whoever finds it may connect (see connect_through()).
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        self.listener.close()
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
 
 def connect_through(path: Path) -> object:

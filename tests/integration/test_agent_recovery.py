@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.integration.agent_support import AgentProcess, agent, configure, serving, wait_until
 from tests.integration.compose_support import ComposeProject, docker, project
+from tests.integration.docker_proxy import UnixProxy, upstream_socket
 from tests.integration.rotation_compose_support import (
     WEB_SERVICE,
     all_containers,
@@ -179,3 +181,33 @@ def test_after_a_reboot_the_files_come_back_and_the_container_starts(
     log = running.since_start()
     assert "recovery: started" in log and "no longer available at version 2" in log
     assert running.stop() == 0
+
+
+def test_a_lost_docker_daemon_is_reconnected_and_nothing_is_lost(
+    project: ComposeProject, agent: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    """The agent talks to Docker through a proxy; killing the proxy is the daemon going away
+    (a dockerd restart, without restarting the daemon the other tests share). A secret changed
+    meanwhile is rolled out once the daemon is back."""
+    configure(project, poll="2s")
+    web = one_web(project)
+    socket_path = tmp_path / "docker.sock"
+    proxy = UnixProxy(socket_path, upstream_socket())
+    running = agent()
+    running.project.env = {**project.env, "DOCKER_HOST": f"unix://{socket_path}"}
+    try:
+        running.start()
+        proxy.kill()
+        running.wait_for("Docker event stream lost, reconnecting...")
+        project.set_secret("app/msg", "v2")
+        time.sleep(3)
+        assert serving(web) == "v1\n"  # nothing can be rotated without the daemon
+        proxy = UnixProxy(socket_path, upstream_socket())
+        running.wait_for("Event watcher started", count=2, timeout=60)
+        wait_until(lambda: serving(web) == "v2\n", timeout=60)
+        running.wait_for("Rotation complete: dso://app/msg")
+        assert running.since_start().count("Docker event stream lost, reconnecting...") == 1
+        assert all_containers(project) == [web]
+        assert running.stop() == 0
+    finally:
+        proxy.kill()
