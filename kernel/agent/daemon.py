@@ -99,6 +99,7 @@ class Agent:
         self._hints_lock = threading.Lock()
         self._watched: dict[str, tuple[str, ...]] = {}
         self._starts: dict[str, int] = {}
+        self._recheck_when_connected = False
         self._events: Any = None
         self._webhook: Any = None
         self._sources: threading.Thread | None = None
@@ -297,6 +298,10 @@ class Agent:
                     # A container that died because its files vanished (tmpfs cleaned): back.
                     redeliver(self.runtime, client, self.managed)
                     self._watch_providers()
+                events = self._events
+                if self._recheck_when_connected and events is not None and events.connected:
+                    self._recheck_when_connected = False
+                    self._check_all.set()
                 hints = self._take_hints()
                 if hints:
                     self._check("watch", only=hints)
@@ -322,10 +327,12 @@ class Agent:
         self.last_check = result
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
         if result.lagging and self._events is not None and not self._events.connected:
-            # Docker is away: nothing can rotate now; the reconnect checks everything again.
+            # Docker is away (or its event stream is not up yet): nothing can rotate now; check
+            # everything again as soon as the stream is connected.
             log.debug(
                 "%d targets moved while Docker is away: after it is back", len(result.lagging)
             )
+            self._recheck_when_connected = True
             return result
         for target, moved in result.lagging.values():
             trace_id = new_trace_id()

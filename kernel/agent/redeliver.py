@@ -106,16 +106,22 @@ def _deliver(
     values = {}
     for variable, ref in refs.items():
         outcome = outcomes[ref]
-        if isinstance(outcome, SecretNotFoundError | ProviderError) and ref.version is not None:
-            # The provider no longer has that version (the local vault keeps only the current
-            # one): write the current one; the first check then rotates the container to it.
+        if isinstance(outcome, DSOError) and ref.version is not None:
+            # That version cannot be had: the provider no longer keeps it (the local vault keeps
+            # only the current one) or is unreachable. Write the current version (the cache's
+            # last known good one while the provider is down); a check then rotates the
+            # container so its labels say what it holds.
+            gone = isinstance(outcome, SecretNotFoundError) or (
+                isinstance(outcome, ProviderError) and outcome.code == "not_found"
+            )
             current = dataclasses.replace(ref, version=None)
             outcome = runtime.rollout_resolver.resolve([current])[current]
             log.info(
-                "%s: %s is no longer available at version %s: wrote the current version",
+                "%s: %s at version %s %s: wrote the current version",
                 view.name,
                 wanted[variable],
                 ref.version,
+                "is no longer kept" if gone else "cannot be fetched now",
             )
         if not isinstance(outcome, Resolved):
             raise outcome

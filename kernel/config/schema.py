@@ -253,13 +253,14 @@ _AGENT = Field(
         Field(
             "cache",
             FieldType.SECTION,
-            "Cache of fetched secret values, so rotations and restarts do not hammer providers.",
+            "The agent's memory of the last values it fetched, served only while a provider is "
+            "unreachable (never written to disk; emptied by a restart).",
             fields=(
                 Field(
                     "ttl",
                     FieldType.DURATION,
-                    "How long a fetched secret value is served from the cache before the "
-                    "provider is asked again; `0s` disables caching.",
+                    "How old a remembered value may be and still be served while its provider is "
+                    "unreachable (providers are always asked first); `0s` disables the cache.",
                     default="1h",
                 ),
                 Field(

@@ -179,7 +179,7 @@ def test_after_a_reboot_the_files_come_back_and_the_container_starts(
     versions = '"TOKEN_FILE":"local:3"'
     wait_until(lambda: versions in inspect(api)["Config"]["Labels"]["dso.versions"], timeout=45)
     log = running.since_start()
-    assert "recovery: started" in log and "no longer available at version 2" in log
+    assert "recovery: started" in log and "at version 2 is no longer kept" in log
     assert running.stop() == 0
 
 
