@@ -78,7 +78,6 @@ class Agent:
         self.cache = ValueCache.from_config(runtime.config.agent.cache)
         runtime.wrap_resolver(lambda inner: CachingResolver(inner, self.cache))
         self.connect = connect or docker_connect
-        self.concurrency = concurrency
         self.use_events = events
         self.stop_event = threading.Event()
         self.checker = VersionChecker(runtime)
@@ -103,10 +102,6 @@ class Agent:
         self._events: Any = None
         self._webhook: Any = None
         self._sources: threading.Thread | None = None
-        self.started_at: float | None = None
-        #: Checks made and rotations run (tests, status).
-        self.checks = 0
-        self.last_check: CheckResult | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -150,7 +145,6 @@ class Agent:
             self._sources = threading.Thread(target=self._sources_loop, name="dso-sources")
             self._sources.daemon = True
             self._sources.start()
-            self.started_at = time.time()
         except BaseException:
             self._shutdown()
             raise
@@ -323,8 +317,6 @@ class Agent:
         self, source: str, *, only: Mapping[str, Collection[str]] | None = None
     ) -> CheckResult:
         result = self.checker.check(self.managed, only=only)
-        self.checks += 1
-        self.last_check = result
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
         if result.lagging and self._events is not None and not self._events.connected:
             # Docker is away (or its event stream is not up yet): nothing can rotate now; check

@@ -133,8 +133,7 @@ def _resume(app: Application, runtime: Runtime, pending: list[RotationEntry]) ->
     from kernel.cli.rotation_kit import finish_project, project_hasher, start_project
     from kernel.compose.args import split_args
     from kernel.containers.client import connect
-    from kernel.rotation.recovery import resume_targets
-    from kernel.rotation.targets import container_lock_key
+    from kernel.rotation.recovery import guarding_lock, resume_targets
 
     args = split_args([])
     with start_project(args) as reading:  # the current directory's, for compose's config hash
@@ -147,8 +146,7 @@ def _resume(app: Application, runtime: Runtime, pending: list[RotationEntry]) ->
     status = {r.target.lock_key: r.status for r in results}
     now = time.time()
     for entry in pending:
-        key = entry.lock_key or container_lock_key(entry.target)
-        entry.resumed = {"at": round(now, 6), "status": status.get(key, "error")}
+        entry.resumed = {"at": round(now, 6), "status": status.get(guarding_lock(entry), "error")}
         runtime.journal.save(entry)
     return results
 

@@ -45,7 +45,7 @@ from kernel.rotation.files import SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.locks import Acquired, TargetLocks
 from kernel.rotation.model import Changes, Fetch, NullObserver, Outcome, Plan, RotationObserver
-from kernel.rotation.recovery import Recovered, converge
+from kernel.rotation.recovery import Recovered, converge, guarding_lock
 from kernel.rotation.states import Strategy
 from kernel.rotation.strategies import RotationRun, Settings, TraceLog
 from kernel.rotation.targets import compose_identity, container_lock_key, lock_key_of
@@ -214,7 +214,7 @@ class RotationEngine:
         self.journal.prune()
         done = []
         for pending in self.journal.needing_recovery():
-            if (pending.lock_key or lock_key(pending.target)) == key:
+            if guarding_lock(pending) == key:
                 log.warning(
                     "recovery: converging unfinished rotation %s of %s first",
                     pending.id,

@@ -234,12 +234,18 @@ def _finish_new(swap: Swap, entry: RotationEntry, old: ContainerView | None) -> 
     swap.restore_restart_policy(entry.restart_policy or {})
 
 
+def guarding_lock(entry: RotationEntry) -> str:
+    """The lock an entry's rotation held: the journaled one, else (older entries) the
+    container's own."""
+    return entry.lock_key or container_lock_key(entry.target)
+
+
 def resume_targets(entries: Iterable[RotationEntry]) -> list[Target]:
     """What to rotate again for ``entries`` (:attr:`RotationEntry.needs_resuming`): a compose
     container's whole service (so its replicas end on one version), else the container."""
     found: dict[str, Target] = {}
     for entry in entries:
-        key = entry.lock_key or container_lock_key(entry.target)
+        key = guarding_lock(entry)
         if key in found:
             continue
         identity = service_of_lock_key(key)
