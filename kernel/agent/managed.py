@@ -51,6 +51,8 @@ class Managed:
     references: Mapping[str, str]
     #: Variable → ``provider:version`` it was given.
     versions: Mapping[str, str]
+    #: Host paths of its bind mounts (its secrets directory among them), as listed.
+    bind_sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ def scan_managed(client: docker.DockerClient, owner: str) -> list[Managed]:
                 target=target,
                 references=_json_map(labels.get(REFS_LABEL)),
                 versions=_json_map(labels.get(VERSIONS_LABEL)),
+                bind_sources=item.bind_sources,
             )
         )
     return sorted(found, key=lambda m: m.name)

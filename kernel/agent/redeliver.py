@@ -51,14 +51,21 @@ def redeliver(
     done = []
     secrets_dir = SecretsDir(runtime.secrets_base)
     for container in managed:
+        wanted = {
+            variable: text for variable, text in container.references.items() if _is_file(text)
+        }
+        ours = [
+            Path(source)
+            for source in container.bind_sources
+            if Path(source).is_relative_to(secrets_dir.base)
+        ]
+        if not wanted or (ours and all(_present(source) for source in ours)):
+            continue  # the common case, decided from the listing: no inspect per container
         view = find(client, container.id)
         if view is None:
             continue
         files = SecretFiles.of(view)
-        wanted = {
-            variable: text for variable, text in container.references.items() if _is_file(text)
-        }
-        if files is None or not wanted or _present(files.directory):
+        if files is None or _present(files.directory):
             continue
         try:
             _deliver(runtime, secrets_dir, view, files.directory, wanted, container)
