@@ -29,11 +29,14 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kernel import __version__
+from kernel import __version__, telemetry
+from kernel.agent.bus import EventBus
 from kernel.agent.cache import CachingResolver, ValueCache
 from kernel.agent.checker import CheckResult, VersionChecker
 from kernel.agent.instance import InstanceLock
 from kernel.agent.managed import Managed, ManagedFile, scan_managed
+from kernel.agent.metrics import AgentMetrics
+from kernel.agent.observability import Observability
 from kernel.agent.redeliver import redeliver
 from kernel.agent.scheduler import Reason, Scheduler
 from kernel.agent.status_file import RuntimeFile
@@ -58,6 +61,11 @@ log = get_logger("agent")
 HOUSEKEEPING = 2.0
 #: Docker container actions after which the managed set is scanned again.
 _RESCAN_ACTIONS = frozenset({"start", "die", "destroy", "create", "rename"})
+#: Reasons that name a rotation's trigger (else it is a change the agent noticed: ``watch``).
+_TRIGGERS = ("recover", "api")
+#: Kernel measurements repeated on the agent's event stream (provider calls are too many:
+#: the metrics count them from telemetry directly).
+_FORWARDED = frozenset({"breaker", "lock_contention", "health_gate"})
 
 
 class Agent:
@@ -74,6 +82,11 @@ class Agent:
         from kernel.containers.client import connect as docker_connect
 
         self.runtime = runtime
+        #: What happened, for the metrics, ``status`` and ``docker dso events``.
+        self.bus = EventBus()
+        self.started_at = time.time()
+        self.observability = Observability(self.bus)
+        self.metrics = AgentMetrics(self)
         #: Last known good values, served for re-deliveries while a provider is unreachable.
         self.cache = ValueCache.from_config(runtime.config.agent.cache)
         runtime.wrap_resolver(lambda inner: CachingResolver(inner, self.cache))
@@ -101,7 +114,9 @@ class Agent:
         self._recheck_when_connected = False
         self._events: Any = None
         self._webhook: Any = None
+        self._api: Any = None
         self._sources: threading.Thread | None = None
+        self._untelemetry: Callable[[], None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,6 +131,7 @@ class Agent:
         where = str(runtime.config_path) if runtime.config_path else "built-in defaults"
         log.info("Configuration loaded from %s", where)
         self.instance.acquire()
+        self._untelemetry = telemetry.listen(self._on_telemetry)
         try:
             self._client = self.connect()
             self._client.ping()
@@ -140,11 +156,14 @@ class Agent:
             if self.use_events:
                 self._start_events()
             self._start_webhook()
+            self._start_api()
+            self.metrics.start()
             self._watch_providers()
             self._check_all.set()
             self._sources = threading.Thread(target=self._sources_loop, name="dso-sources")
             self._sources.daemon = True
             self._sources.start()
+            self.bus.publish("started", version=__version__, pid=_pid(), mode=runtime.layout.mode)
         except BaseException:
             self._shutdown()
             raise
@@ -214,6 +233,9 @@ class Agent:
     def _shutdown(self) -> None:
         self.stop_event.set()
         self._wake.set()
+        self.bus.publish("stopping")
+        if self._api is not None:
+            self._api.stop()
         if self._sources is not None:
             self._sources.join(timeout=10)
         if self._events is not None:
@@ -225,6 +247,10 @@ class Agent:
         if self._client is not None:
             self._client.close()
         self.runtime_file.stopped()
+        self.bus.close()
+        self.metrics.close()
+        if self._untelemetry is not None:
+            self._untelemetry()
         self.instance.release()
         log.info("Agent stopped")
 
@@ -252,6 +278,13 @@ class Agent:
         for result in results:
             level = 20 if result.ok else 40
             log.log(level, "recovery: %s: %s (%s)", result.target, result.action, result.reason)
+            self.bus.publish(
+                "recovery",
+                target=result.target,
+                action=result.action,
+                ok=result.ok,
+                reason=result.reason,
+            )
         pending = journal.needing_resuming()
         now = round(time.time(), 6)
         for entry in pending:
@@ -318,6 +351,7 @@ class Agent:
     ) -> CheckResult:
         result = self.checker.check(self.managed, only=only)
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
+        self.bus.publish("check", source=source, secrets=result.secrets, moved=len(result.lagging))
         if result.lagging and self._events is not None and not self._events.connected:
             # Docker is away (or its event stream is not up yet): nothing can rotate now; check
             # everything again as soon as the stream is connected.
@@ -331,6 +365,13 @@ class Agent:
             refs = ", ".join(sorted(moved))
             log.debug("Secret rotation triggered: %s", refs, extra={"trace_id": trace_id})
             self.scheduler.submit(target, Reason(source, frozenset(moved), trace_id))
+            self.bus.publish(
+                "rotation_queued",
+                target=target.lock_key,
+                source=source,
+                references=sorted(moved),
+                trace_id=trace_id,
+            )
         return result
 
     def _providers_restarted(self) -> bool:
@@ -413,10 +454,48 @@ class Agent:
             )
             self.hint(provider, secrets, source="webhook")
 
-        self._webhook = WebhookServer(settings, on_hint)
+        def on_request(outcome: str, reason: str | None) -> None:
+            self.bus.publish("webhook", outcome=outcome, reason=reason)
+
+        self._webhook = WebhookServer(settings, on_hint, on_request=on_request)
         self._webhook.start()
         host, port = self._webhook.address
         log.info("Webhook listening on %s:%d", host, port)
+
+    def _on_telemetry(self, name: str, fields: dict[str, Any]) -> None:
+        if name in _FORWARDED:
+            self.bus.publish(name, **fields)
+
+    # -- the socket API ---------------------------------------------------------------------
+
+    def _start_api(self) -> None:
+        from kernel.agent.api.server import ApiServer
+
+        self._api = ApiServer.for_agent(self)
+        self._api.start()
+        log.info("Listening on %s", self._api.path)
+
+    @property
+    def api_path(self) -> Any:
+        return None if self._api is None else self._api.path
+
+    def health(self) -> list[str]:
+        """What keeps the agent from being live (empty: live): the Docker connection, the event
+        watcher, the scheduler and the change checks."""
+        problems = []
+        if self.stop_event.is_set():
+            problems.append("the agent is stopping")
+        if self.use_events:
+            events = self._events
+            if events is None or not events.alive:
+                problems.append("the Docker event watcher is not running")
+            elif not events.connected:
+                problems.append("the Docker daemon is not reachable (event stream reconnecting)")
+        if not self.scheduler.alive():
+            problems.append("the rotation scheduler is not running")
+        if self._sources is None or not self._sources.is_alive():
+            problems.append("the change checks are not running")
+        return problems
 
     # -- Docker events ----------------------------------------------------------------------
 
@@ -428,6 +507,9 @@ class Agent:
 
     def _on_docker_event(self, event: Any) -> None:
         self.runtime_file.event("docker", f"{event.type} {event.action}")
+        self.bus.publish(
+            "docker", object=event.type, action=event.action, name=event.name or event.id[:12]
+        )
         if event.type != "container":
             log.debug("docker: %s %s %s", event.type, event.action, event.name or event.id[:12])
             return
@@ -438,6 +520,7 @@ class Agent:
     def _on_reconnect(self) -> None:
         """Back from a lost daemon: scan and check everything again (nothing is lost)."""
         log.info("Docker socket connected")
+        self.bus.publish("docker_connected")
         self._rescan.set()
         self._check_all.set()
         self._wake.set()
@@ -453,7 +536,11 @@ class Agent:
         """Run on the scheduler's pool: one target, through the same Batch as `rotate`."""
         refs = sorted({r for reason in reasons for r in reason.references})
         trace_id = next((r.trace_id for r in reasons if r.trace_id), "") or new_trace_id()
-        trigger = "recover" if any(r.source == "recover" for r in reasons) else "watch"
+        trigger = next((r.source for r in reasons if r.source in _TRIGGERS), "watch")
+        self.bus.publish(
+            "rotation_started", target=target.lock_key, trigger=trigger, trace_id=trace_id
+        )
+        started = time.monotonic()
         batch = self.runtime.batch(
             connect=self.connect,
             trigger=trigger,
@@ -462,11 +549,18 @@ class Agent:
             wait=self.runtime.config.agent.rotation.timeout,
         )
         result = batch.one(target)
-        self._report(target, refs, trace_id, result)
+        self._report(target, refs, trace_id, result, time.monotonic() - started)
         self._rescan.set()  # the rotated containers carry new labels
         self._wake.set()
 
-    def _report(self, target: Target, refs: list[str], trace_id: str, result: TargetResult) -> None:
+    def _report(
+        self,
+        target: Target,
+        refs: list[str],
+        trace_id: str,
+        result: TargetResult,
+        seconds: float,
+    ) -> None:
         rotated = [o for o in result.outcomes if o.status == "completed"]
         moved = {r.reference for o in rotated if o.plan for r in o.plan.changes.references}
         what = ", ".join(sorted(moved) or refs) or target.describe()
@@ -480,13 +574,20 @@ class Agent:
             errors = [o.error for o in result.outcomes if o.error and o.status != "skipped"]
             reason = errors[0] if errors else str(result.error)
             log.error("Rotation failed: %s", reason, extra={**extra, "secrets": what})
-        self.runtime_file.rotation(
-            {
-                "target": target.lock_key,
-                "status": result.status,
-                "trace_id": trace_id,
-                "containers": [o.target for o in result.outcomes],
-            }
+        summary = {
+            "target": target.lock_key,
+            "status": result.status,
+            "trace_id": trace_id,
+            "containers": [o.target for o in result.outcomes],
+        }
+        self.runtime_file.rotation(summary)
+        strategies = sorted({o.plan.strategy.value for o in result.outcomes if o.plan})
+        self.bus.publish(
+            "rotation",
+            **summary,
+            strategy=",".join(strategies) or None,
+            seconds=round(seconds, 3),
+            outcomes={o.target: o.status for o in result.outcomes},
         )
 
 

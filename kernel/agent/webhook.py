@@ -157,9 +157,12 @@ class WebhookServer:
         clock: Callable[[], float] = time.monotonic,
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        on_request: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.config = config
         self._on_hint = on_hint
+        #: Told each request's outcome (``accepted``, ``duplicate`` or ``rejected``, reason).
+        self._on_request = on_request
         self.read_timeout = read_timeout
         self._bucket = TokenBucket(config.rate_per_second, config.burst, clock)
         self._seen = _Seen(clock)
@@ -224,6 +227,8 @@ class WebhookServer:
                 self._counts[outcome] += 1
             else:
                 self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        if self._on_request is not None:
+            self._on_request(outcome, reason)
 
     # -- one request ------------------------------------------------------------------------
 

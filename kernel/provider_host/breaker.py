@@ -23,6 +23,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from kernel import telemetry
 from kernel.errors import ProviderUnavailableError
 
 
@@ -119,6 +120,7 @@ class CircuitBreaker:
         self._trial_at = 0.0
         self._trips = 0
         self._last_failure: str | None = None
+        self._changed_at: float | None = None
 
     # -- the call path ------------------------------------------------------------------------
 
@@ -199,7 +201,10 @@ class CircuitBreaker:
             self._trips += 1
         if new is BreakerState.CLOSED and self._state is not BreakerState.CLOSED:
             self._failures = 0
-        self._state = new
+        previous, self._state = self._state, new
+        if new is not previous:
+            self._changed_at = time.time()
+            telemetry.emit("breaker", provider=self.name, state=new.value, previous=previous.value)
 
     def _unavailable(self, retry_in: float) -> ProviderUnavailableError:
         last = f" (last: {self._last_failure})" if self._last_failure else ""
@@ -236,4 +241,5 @@ class CircuitBreaker:
                 "trips": self._trips,
                 "retry_in": retry_in,
                 "last_failure": self._last_failure,
+                "changed_at": self._changed_at,
             }

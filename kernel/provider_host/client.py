@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
+from kernel import telemetry
 from kernel.errors import (
     DSOError,
     ProtocolError,
@@ -253,7 +254,7 @@ class ProviderClient:
                         continue
                     log.debug("%s: ignoring a late answer to request %d", self.name, message.id)
                     continue
-                self.stats.record(
+                self._record(
                     call.method, time.perf_counter() - call.started, ok=message.error is None
                 )
                 if message.error is None:
@@ -330,8 +331,12 @@ class ProviderClient:
             except Exception:
                 log.exception("%s: the exit callback failed", self.name)
 
+    def _record(self, method: str, seconds: float, *, ok: bool) -> None:
+        self.stats.record(method, seconds, ok=ok)
+        telemetry.emit("provider_call", provider=self.name, method=method, seconds=seconds, ok=ok)
+
     def _on_expired(self, call: Call) -> None:
-        self.stats.record(call.method, call.timeout, ok=False)
+        self._record(call.method, call.timeout, ok=False)
         settle(call.future, error=failures.timed_out(self.name, call.method, call.timeout))
 
     # -- lifecycle --------------------------------------------------------------------------

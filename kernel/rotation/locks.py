@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernel import telemetry
 from kernel.errors import RotationBusyError, StorageError
 from kernel.log import get_logger
 
@@ -97,6 +98,13 @@ class TargetLocks:
                     waited,
                     subject or target,
                     extra={"target": target, "waited": round(waited, 3)},
+                )
+                telemetry.emit(
+                    "lock_contention",
+                    target=target,
+                    waited=waited,
+                    subject=subject or target,
+                    note=note,
                 )
                 if self.on_contention is not None:
                     self.on_contention(target, waited)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kernel import telemetry
 from kernel.containers.clone import clone_spec, resolve_image
 from kernel.containers.health import HealthReport, Probe
 from kernel.containers.swap import Swap, find
@@ -251,6 +252,18 @@ class RotationRun:
             container=container,
         )
         self.entry.health = report.to_dict()
+        telemetry.emit(
+            "health_gate",
+            target=self.entry.target,
+            trace_id=self.entry.trace_id,
+            healthy=report.healthy,
+            seconds=report.elapsed,
+            attempts=report.attempts,
+            exit_code=report.last_exit_code,
+            output=report.last_output,
+            reason=report.reason,
+            probe=report.probe,
+        )
         self.log.info(
             "health gate: %s after %.3fs (%d attempts)",
             report.reason,
