@@ -38,6 +38,8 @@ Exception messages never contain secret values: name the reference, never the by
     ├── RotationError                exit 9  a rotation failed or was rolled back
     │   └── RotationBusyError                another rotation of the same target holds its lock
     └── AgentError                   exit 10 the agent cannot start (another one runs) or answer
+        ├── AgentUnavailableError            nothing answers on the agent's socket
+        └── AgentRequestError                the agent answered a request with an error
 """
 
 from __future__ import annotations
@@ -285,3 +287,18 @@ class AgentError(DSOError):
     names its pid) or a command needs a running agent that does not answer."""
 
     exit_code = ExitCode.AGENT
+
+
+class AgentUnavailableError(AgentError):
+    """Raised when nothing answers on the agent's socket (no agent runs, or another user's
+    socket this user may not open): start it (``docker dso agent``, ``docker dso system
+    enable``) or ask as a member of group ``dso``."""
+
+
+class AgentRequestError(AgentError):
+    """Raised when the agent answered a socket request with an error (bad request, forbidden,
+    not found, busy); ``status`` is the HTTP-style code it gave."""
+
+    def __init__(self, message: str, *, status: int = 500, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status

@@ -30,7 +30,11 @@ class Layout:
 
     @property
     def socket(self) -> Path:
-        return self.run / "agent.sock"
+        """The agent's API socket (``agent.socket`` overrides): ``/run/dso/agent.sock`` for
+        the host agent; in the dso home for a local one, so each home has its own agent."""
+        if self.mode == "agent":
+            return self.run / "agent.sock"
+        return self.root / "agent.sock"
 
     def directories(self) -> tuple[Path, ...]:
         """Directories ``init`` creates (mode 0700)."""

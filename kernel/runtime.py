@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from kernel.compose.confighash import ComposeHasher
     from kernel.config.model import Config, RotationConfig
     from kernel.extensions import Extensions
+    from kernel.extensions.builtin.audit import AuditLog
     from kernel.injection.host_resolver import ProviderHostResolver
     from kernel.injection.resolver import Resolver
     from kernel.paths import Layout
@@ -146,6 +147,15 @@ class Runtime:
 
                 self._extensions = Extensions.load(self.layout, self.config.extensions)
             return self._extensions
+
+    def audit_log(self) -> AuditLog | None:
+        """The audit log the configuration asks for (``extensions.audit``), or ``None``."""
+        from kernel.extensions.builtin.audit import AuditLog
+
+        audit = self.config.extensions.audit
+        if not audit.enabled:
+            return None
+        return AuditLog(audit.path or self.layout.logs / "audit.jsonl", max_size=audit.max_size)
 
     @property
     def journal(self) -> Journal:

@@ -42,6 +42,8 @@ class Stream:
         self._ready = threading.Condition()
         self.dropped = 0
         self.closed = False
+        #: Called once when the stream closes (the socket server frees its stream slot).
+        self.on_close: Callable[[], None] | None = None
 
     def wants(self, event: Event) -> bool:
         return self.types is None or event["type"] in self.types
@@ -69,9 +71,13 @@ class Stream:
 
     def close(self) -> None:
         with self._ready:
+            if self.closed:
+                return
             self.closed = True
             self._ready.notify_all()
         self._bus._forget(self)
+        if self.on_close is not None:
+            self.on_close()
 
     def __iter__(self) -> Iterator[Event]:
         while not self.closed:

@@ -387,6 +387,11 @@ class Agent:
             self._starts[provider] = starts
         return restarted
 
+    def check_now(self) -> None:
+        """Check every managed secret now (the socket's ``sync``, a reconciliation)."""
+        self._check_all.set()
+        self._wake.set()
+
     def hint(self, provider: str, paths: Collection[str], source: str = "webhook") -> None:
         """Check these secrets now (a webhook, a ``watch`` notification): never a value."""
         with self._hints_lock:
@@ -491,7 +496,7 @@ class Agent:
                 problems.append("the Docker event watcher is not running")
             elif not events.connected:
                 problems.append("the Docker daemon is not reachable (event stream reconnecting)")
-        if not self.scheduler.alive():
+        if not self.scheduler.alive:
             problems.append("the rotation scheduler is not running")
         if self._sources is None or not self._sources.is_alive():
             problems.append("the change checks are not running")
@@ -547,6 +552,7 @@ class Agent:
             trace_id=trace_id,
             stop=self.stop_event,
             wait=self.runtime.config.agent.rotation.timeout,
+            force=any(r.force for r in reasons),
         )
         result = batch.one(target)
         self._report(target, refs, trace_id, result, time.monotonic() - started)

@@ -44,6 +44,8 @@ class Reason:
     references: frozenset[str] = frozenset()
     #: Carried into the rotation's journal entry, hooks and log lines.
     trace_id: str = ""
+    #: Rotate even if no version moved (an operator's ``rotate`` with ``force``).
+    force: bool = False
 
 
 @dataclass(slots=True)
@@ -118,6 +120,26 @@ class Scheduler:
         """Targets waiting, rotating or due again."""
         with self._cond:
             return bool(self._waiting or self._running or self._again)
+
+    def pending(self) -> int:
+        """Targets waiting: in their debounce window, or due again after their rotation."""
+        with self._cond:
+            return len(self._waiting) + len(self._again)
+
+    def rotating(self) -> int:
+        """Targets rotating now."""
+        with self._cond:
+            return len(self._running)
+
+    def queued(self) -> dict[str, list[str]]:
+        """Lock keys of the targets ``waiting`` (debounce window), ``rotating`` and due
+        ``again`` after their rotation, sorted (for ``status`` and the queue depth metric)."""
+        with self._cond:
+            return {
+                "waiting": sorted(self._waiting),
+                "rotating": sorted(self._running),
+                "again": sorted(self._again),
+            }
 
     def stop(self, timeout: float | None = None) -> None:
         """Take no more work; wait up to ``timeout`` for the rotations in flight."""

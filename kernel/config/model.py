@@ -164,14 +164,23 @@ class AgentWebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentMetricsConfig:
+    """``agent.metrics``: where the metrics are served over TCP (``None``: nowhere)."""
+
+    listen: str | None = default("agent.metrics.listen")
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     """``agent``: the long-running agent."""
 
-    socket: Path = field(default_factory=partial(default, "agent.socket"))
+    #: ``None``: the layout's (:attr:`kernel.paths.Layout.socket`).
+    socket: Path | None = field(default_factory=partial(default, "agent.socket"))
     cache: CacheConfig = field(default_factory=CacheConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
     webhook: AgentWebhookConfig = field(default_factory=AgentWebhookConfig)
+    metrics: AgentMetricsConfig = field(default_factory=AgentMetricsConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +294,7 @@ def build_config(
             rotation=RotationConfig(**agent["rotation"]),
             watch=WatchConfig(**agent["watch"]),
             webhook=_agent_webhook(agent["webhook"]),
+            metrics=AgentMetricsConfig(**agent["metrics"]),
         ),
         logging=LoggingConfig(**values["logging"]),
         extensions=_extensions(values["extensions"]),

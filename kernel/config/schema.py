@@ -239,6 +239,21 @@ _AGENT_WEBHOOK = Field(
     ),
 )
 
+_AGENT_METRICS = Field(
+    "metrics",
+    FieldType.SECTION,
+    "The agent's Prometheus metrics, always served by the socket's `metrics` action; here, "
+    "optionally over TCP too (docs/agent.md#metrics).",
+    fields=(
+        Field(
+            "listen",
+            FieldType.STRING,
+            "`host:port` where plain HTTP `GET /metrics` is served (`[::1]:9464` for IPv6). "
+            "Absent: no TCP listener. Keep it on a loopback or private address.",
+        ),
+    ),
+)
+
 _AGENT = Field(
     "agent",
     FieldType.SECTION,
@@ -247,8 +262,9 @@ _AGENT = Field(
         Field(
             "socket",
             FieldType.PATH,
-            "Unix socket the agent listens on; the CLI talks to the agent through it.",
-            default="/run/dso/agent.sock",
+            "Unix socket the agent listens on; `docker dso status` and `events` talk to the "
+            "agent through it (docs/agent-api.md). Absent: `/run/dso/agent.sock` for the host "
+            "agent, `agent.sock` in the dso home (`~/.dso/agent.sock`) for a local one.",
         ),
         Field(
             "cache",
@@ -328,6 +344,7 @@ _AGENT = Field(
             ),
         ),
         _AGENT_WEBHOOK,
+        _AGENT_METRICS,
     ),
 )
 

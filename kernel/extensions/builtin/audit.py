@@ -121,9 +121,35 @@ class AuditLog:
             "duration": round(event.duration, 3),
         }
 
+    def append_request(
+        self,
+        action: str,
+        *,
+        caller: dict[str, Any],
+        params: dict[str, Any],
+        outcome: str = "accepted",
+    ) -> None:
+        """Append the line of a request on the agent's socket: a mutating one (``rotate``,
+        ``sync``, ``reload``; outcome ``accepted``) or a refused caller (``denied``): who asked
+        (the peer's uid, user and pid), what, when. Raises :class:`StorageError` when it
+        cannot."""
+        when = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        doc = {
+            "time": when,
+            "event": "socket_request",
+            "outcome": outcome,
+            "action": action,
+            "params": params,
+            "caller": caller,
+            "who": {**self._who, "host": self._host, "actor": "socket"},
+        }
+        self._write((json.dumps(doc, ensure_ascii=False) + "\n").encode())
+
     def record(self, name: str, event: RotationEvent) -> None:
         """Append the line for ``name``; raises :class:`StorageError` when it cannot."""
-        data = (json.dumps(self.line(name, event), ensure_ascii=False) + "\n").encode()
+        self._write((json.dumps(self.line(name, event), ensure_ascii=False) + "\n").encode())
+
+    def _write(self, data: bytes) -> None:
         with self._lock:
             try:
                 self._append(data)
