@@ -1,6 +1,7 @@
 """Rules of the configuration that span keys: the version, the reserved ``local`` name, the
 default provider, third-party provider types, the webhook's URL and secret, the agent's inbound
-webhook (a listen address that parses, a credential when enabled).
+webhook (a listen address that parses, a credential when enabled), the metrics listener's
+address.
 
 They run after the schema pass (:mod:`kernel.config.validate`), on its converted values, and
 report through the same checker (file, line and dotted key of every problem).
@@ -38,6 +39,10 @@ def cross_check(report: Reporter, values: dict[str, Any]) -> None:
         )
     _check_webhook(report, values.get("extensions"))
     _check_agent_webhook(report, values.get("agent"))
+    agent = values.get("agent")
+    metrics = agent.get("metrics") if isinstance(agent, dict) else None
+    if isinstance(metrics, dict):
+        _check_listen(report, "agent.metrics.listen", metrics.get("listen"))
     providers = values.get("providers")
     if not isinstance(providers, dict):
         return
@@ -107,12 +112,7 @@ def _check_agent_webhook(report: Reporter, agent: Any) -> None:
     webhook = agent.get("webhook") if isinstance(agent, dict) else None
     if not isinstance(webhook, dict):
         return
-    listen = webhook.get("listen")
-    if isinstance(listen, str):  # not a str: already reported
-        try:
-            parse_listen(listen)
-        except ValueError as exc:
-            report.error(report.lines.get("agent.webhook.listen"), "agent.webhook.listen", str(exc))
+    _check_listen(report, "agent.webhook.listen", webhook.get("listen"))
     if webhook.get("enabled") is not True:
         return
     if webhook.get("token") is None and webhook.get("hmac_secret") is None:
@@ -122,3 +122,12 @@ def _check_agent_webhook(report: Reporter, agent: Any) -> None:
             "an enabled webhook needs `token` or `hmac_secret` to authenticate its callers",
             hint="add `token: ${DSO_AGENT_WEBHOOK_TOKEN}` (or `hmac_secret:`) under agent.webhook",
         )
+
+
+def _check_listen(report: Reporter, key: str, listen: Any) -> None:
+    """A ``host:port`` that parses (a value of another type was already reported)."""
+    if isinstance(listen, str):
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            report.error(report.lines.get(key), key, str(exc))
