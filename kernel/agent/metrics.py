@@ -151,7 +151,7 @@ class AgentMetrics:
         )
         self.provider_errors = Counter(
             "dso_provider_call_errors_total",
-            "Provider requests that failed (error answer, timeout, crash), by provider and method.",
+            "Provider requests answered with an error or timed out, by provider and method.",
             ["provider", "method"],
             registry=registry,
         )
