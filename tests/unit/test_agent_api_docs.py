@@ -52,3 +52,11 @@ def test_the_limits_table_states_the_code() -> None:
     assert f"| {MAX_REQUEST // 1024} KiB |" in DOC
     assert f"| {HEADER_TIMEOUT:g} s |" in DOC
     assert f"| {LINGER:g} s |" in DOC
+
+
+def test_the_metrics_named_here_exist() -> None:
+    metrics = (ROOT / "kernel" / "agent" / "metrics.py").read_text()
+    named = set(re.findall(r"\bdso_[a-z_]+", DOC))
+    assert named
+    for name in named:
+        assert f'"{name}"' in metrics, f"docs/agent-api.md names {name}: no such metric"
