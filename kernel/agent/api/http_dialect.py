@@ -56,7 +56,10 @@ def serve(conn: Connection) -> None:
     first = True
     while not conn.stopping:
         try:
-            got = _read_request(conn, h, HEADER_TIMEOUT if first else IDLE_TIMEOUT)
+            if first:
+                got = _read_request(conn, h, HEADER_TIMEOUT, began=conn.wire.first_byte)
+            else:
+                got = _read_request(conn, h, IDLE_TIMEOUT)
         except _Reject as reject:
             _send_raw(conn, reject.status, {"error": reject.message, "status": reject.status})
             return
@@ -83,8 +86,11 @@ def deny(conn: Connection, message: str) -> None:
 
 
 def _read_request(
-    conn: Connection, h: h11.Connection, idle: float
+    conn: Connection, h: h11.Connection, idle: float, *, began: float | None = None
 ) -> tuple[h11.Request, bytes] | None:
+    """The next request, or None when the client is done (or sent nothing within ``idle``).
+    Once started (``began``, else at its first byte) it has :data:`HEADER_TIMEOUT` to arrive,
+    and at most :data:`MAX_REQUEST` bytes in all."""
     wire = conn.wire
     deadline = time.monotonic() + idle
     started = False
@@ -108,9 +114,9 @@ def _read_request(
                 data = wire.take(len(wire.buffer)) if more else b""
             if data and not started:
                 started = True
-                deadline = time.monotonic() + HEADER_TIMEOUT
+                deadline = (time.monotonic() if began is None else began) + HEADER_TIMEOUT
             size += len(data)
-            if size > MAX_REQUEST + 4096:
+            if size > MAX_REQUEST:
                 raise _Reject(413, f"a request is limited to {MAX_REQUEST} bytes")
             h.receive_data(data)
             continue

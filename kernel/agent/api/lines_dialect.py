@@ -28,39 +28,45 @@ if TYPE_CHECKING:
 
 def serve(conn: Connection) -> None:
     wire = conn.wire
-    waiting = HEADER_TIMEOUT
+    # The first request has HEADER_TIMEOUT from the connection's first byte; a later one must
+    # start within LINGER of the last answer. A blank line is no request: it extends neither.
+    began = wire.first_byte
+    until = (time.monotonic() if began is None else began) + HEADER_TIMEOUT
     while not conn.stopping:
-        line = _read_line(conn, waiting)
+        line = _read_line(conn, until, began)
         if line is None:
             return
-        waiting = LINGER
         if not line.strip():
             continue
+        began = None
         request, ident, error = _parse(line, conn)
         if request is None:
             assert error is not None
             wire.send(_encode(error))
-            continue
-        answer = conn.handle(request)
-        doc = _answer_doc(request, ident, answer)
-        wire.send(_encode(doc))
-        if answer.stream is not None:
-            _stream(conn, answer)
-            return
+        else:
+            answer = conn.handle(request)
+            wire.send(_encode(_answer_doc(request, ident, answer)))
+            if answer.stream is not None:
+                _stream(conn, answer)
+                return
+        until = time.monotonic() + LINGER
 
 
 def deny(conn: Connection, message: str) -> None:
     conn.wire.send(_encode({"ok": False, "status": 403, "error": message}))
 
 
-def _read_line(conn: Connection, idle: float) -> bytes | None:
-    """The next line (without its newline); None when the client is done or too slow."""
+def _read_line(conn: Connection, until: float, began: float | None) -> bytes | None:
+    """The next line (without its newline); None when the client is done or too slow: a line
+    must start before ``until`` (monotonic), then end within :data:`HEADER_TIMEOUT` of its
+    start (``began``, else when its first byte is seen)."""
     wire = conn.wire
-    deadline = time.monotonic() + idle
-    started = bool(wire.buffer.strip())
-    if started:
-        deadline = time.monotonic() + HEADER_TIMEOUT
+    deadline = until
+    started = False
     while True:
+        if not started and wire.buffer.strip():
+            started = True
+            deadline = (time.monotonic() if began is None else began) + HEADER_TIMEOUT
         newline = wire.buffer.find(b"\n")
         if newline >= 0:
             return wire.take(newline + 1)[:-1]
@@ -78,9 +84,6 @@ def _read_line(conn: Connection, idle: float) -> bytes | None:
             return None
         except Closed:
             return None
-        if not started and wire.buffer.strip():
-            started = True
-            deadline = time.monotonic() + HEADER_TIMEOUT
 
 
 def _parse(line: bytes, conn: Connection) -> tuple[Request | None, Any, dict[str, Any] | None]:

@@ -28,7 +28,7 @@ from kernel.errors import DSOError
 from kernel.log import get_logger
 
 if TYPE_CHECKING:
-    from kernel.agent.bus import EventBus
+    from kernel.agent.bus import EventBus, Stream
     from kernel.agent.daemon import Agent
     from kernel.extensions.builtin.audit import AuditLog
 
@@ -61,7 +61,7 @@ class Connection:
             if not self.server.stream_slots.acquire(blocking=False):
                 stream.close()
                 return Answer.error(503, f"too many event streams open (at most {MAX_STREAMS})")
-            stream.on_close = self.server.stream_slots.release
+            self.server.opened(stream)
         return answer
 
 
@@ -86,9 +86,10 @@ class ApiServer:
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.stream_slots = threading.BoundedSemaphore(MAX_STREAMS)
         self._sock: socket.socket | None = None
-        self._ident: tuple[int, int] | None = None
+        self._ident: tuple[int, int, int] | None = None
         self._thread: threading.Thread | None = None
         self._active: set[socket.socket] = set()
+        self._streams: set[Stream] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -117,6 +118,9 @@ class ApiServer:
         unix.remove(self.path, self._ident)
         with self._lock:
             active = list(self._active)
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()  # wakes a connection waiting for the next event
         for conn in active:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
@@ -125,6 +129,19 @@ class ApiServer:
         deadline = time.monotonic() + timeout
         while self.connections and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def opened(self, stream: Stream) -> None:
+        """Track an event stream holding a stream slot: the slot is freed when it closes, and
+        :meth:`stop` closes it."""
+
+        def closed() -> None:
+            with self._lock:
+                self._streams.discard(stream)
+            self.stream_slots.release()
+
+        stream.on_close = closed
+        with self._lock:
+            self._streams.add(stream)
 
     @property
     def connections(self) -> int:
@@ -214,14 +231,18 @@ class _Http(_Dialect):
 
 def _sniff(wire: Wire) -> type[_Dialect] | None:
     """HTTP when the first bytes are a request line's method, else JSON lines (which answers
-    anything else with a 400). ``None``: the client sent nothing in time."""
+    anything else with a 400, a method cut short by the client's close included). ``None``:
+    the client closed without a byte. The bytes read stay in the wire's buffer for the dialect;
+    a method cut short waits for the rest until :data:`HEADER_TIMEOUT` after the first byte."""
     deadline = time.monotonic() + HEADER_TIMEOUT
     while True:
-        head = wire.peek(deadline)
-        if not head:
-            return None  # closed without a byte
+        head = bytes(wire.buffer[:16])
         if _HTTP.match(head):
             return _Http
-        if not _MAYBE_HTTP.match(head):
+        if head and (wire.eof or not _MAYBE_HTTP.match(head)):
             return _Dialect
-        time.sleep(0.01)  # a method name cut short: wait for the rest (bounded by deadline)
+        if wire.eof:
+            return None
+        wire.fill(deadline)
+        if wire.first_byte is not None:
+            deadline = wire.first_byte + HEADER_TIMEOUT

@@ -103,16 +103,18 @@ def bind(path: Path, *, backlog: int = 128) -> socket.socket:
     return sock
 
 
-def identity(path: Path) -> tuple[int, int] | None:
-    """``(device, inode)`` of the socket file, to remove only our own at exit."""
+def identity(path: Path) -> tuple[int, int, int] | None:
+    """``(device, inode, mtime)`` of the socket file, to remove only our own at exit: a socket
+    bound in its place after ours was unlinked often gets the same inode number, never the
+    same creation time (chmod and chown leave the mtime alone)."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, st.st_mtime_ns
 
 
-def remove(path: Path, ident: tuple[int, int] | None) -> None:
+def remove(path: Path, ident: tuple[int, int, int] | None) -> None:
     """Unlink the socket file if it is still the one we bound."""
     if ident is not None and identity(path) == ident:
         with contextlib.suppress(OSError):

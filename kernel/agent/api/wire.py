@@ -37,6 +37,9 @@ class Wire:
         self.sock = sock
         self.buffer = bytearray()
         self.eof = False
+        #: When the connection's first byte arrived (monotonic): the first request's
+        #: :data:`HEADER_TIMEOUT` counts from it, whatever the dialect needed to be told apart.
+        self.first_byte: float | None = None
 
     def fill(self, deadline: float, *, limit: int = MAX_REQUEST) -> bool:
         """Read more bytes into :attr:`buffer` before ``deadline`` (monotonic); False at EOF.
@@ -57,21 +60,10 @@ class Wire:
         if not data:
             self.eof = True
             return False
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
         self.buffer += data
         return True
-
-    def peek(self, deadline: float, size: int = 16) -> bytes:
-        """Up to ``size`` bytes without consuming them (empty at EOF)."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Timeout
-        self.sock.settimeout(remaining)
-        try:
-            return self.sock.recv(size, socket.MSG_PEEK)
-        except TimeoutError:
-            raise Timeout from None
-        except OSError:
-            raise Closed from None
 
     def send(self, data: bytes) -> None:
         self.sock.settimeout(WRITE_TIMEOUT)
