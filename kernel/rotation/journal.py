@@ -248,6 +248,18 @@ class Journal:
         merged.sort(key=lambda e: e.started_at)
         return merged
 
+    def documents(self) -> list[Mapping[str, Any]]:
+        """Every entry as its JSON document, oldest first, *shared, not copied*: the caller
+        must not change them. For readers of the whole history (``status``): 10,000 entries
+        in milliseconds, where :meth:`entries` copies each one."""
+        unfinished = self._unfinished()  # before the history: see the module docstring
+        with self._locked():
+            finished = dict(self._history())  # the log reader adds to it in place
+        docs: list[Mapping[str, Any]] = list(finished.values())
+        docs += [e.to_dict() for rid, e in unfinished.items() if rid not in finished]
+        docs.sort(key=_started_at)
+        return docs
+
     def get(self, rotation_id: str) -> RotationEntry | None:
         found = None
         if _SAFE_ID.fullmatch(rotation_id):
@@ -568,3 +580,8 @@ def _entries(docs: Iterable[Doc]) -> list[RotationEntry]:
     # The bytes come from marshal.dumps just before, never from a file.
     copied: list[Doc] = marshal.loads(marshal.dumps(list(docs)))  # noqa: S302
     return [RotationEntry(**{k: v for k, v in d.items() if k in _FIELDS}) for d in copied]
+
+
+def _started_at(doc: Mapping[str, Any]) -> float:
+    started = doc.get("started_at")
+    return float(started) if isinstance(started, int | float) else 0.0
