@@ -103,6 +103,10 @@ class Scheduler:
                     0.0 if now else self.window,
                     extra={"target": key, "trace_id": reason.trace_id},
                 )
+            elif now and waiting.due > self._clock():
+                # An operator's "now" does not wait for the window of a change noticed before.
+                waiting.due = self._clock()
+                heapq.heappush(self._heap, (waiting.due, next(self._seq), key))
             waiting.reasons.append(reason)
             self._cond.notify()
 
@@ -170,10 +174,11 @@ class Scheduler:
             while not self._stopping:
                 now = self._clock()
                 while self._heap and self._heap[0][0] <= now:
-                    _, _, key = heapq.heappop(self._heap)
-                    waiting = self._waiting.pop(key, None)
-                    if waiting is None:
-                        continue
+                    due, _, key = heapq.heappop(self._heap)
+                    waiting = self._waiting.get(key)
+                    if waiting is None or waiting.due != due:
+                        continue  # an entry made stale by an earlier "now"
+                    del self._waiting[key]
                     self._running.add(key)
                     self.started[key] = self.started.get(key, 0) + 1
                     self._pool.submit(self._run, waiting)
