@@ -46,6 +46,9 @@ class CheckResult:
     failed: dict[str, str] = field(default_factory=dict)
     #: Unique secrets asked about.
     secrets: int = 0
+    #: Lock key → reference (as written) → the provider's current ``provider:version``, for
+    #: each lagging target: what a rotation now would deliver.
+    wanted: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class VersionChecker:
@@ -115,6 +118,7 @@ class VersionChecker:
             target = container.target
             _, moved = result.lagging.setdefault(target.lock_key, (target, set()))
             moved.add(text)
+            result.wanted.setdefault(target.lock_key, {})[text] = now
         return result
 
     def _problem(self, provider: str, path: str, code: str, message: str) -> None:

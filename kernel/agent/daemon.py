@@ -112,6 +112,11 @@ class Agent:
         self._watched: dict[str, tuple[str, ...]] = {}
         self._starts: dict[str, int] = {}
         self._recheck_when_connected = False
+        #: Lock key → the versions a rotation was to deliver when it failed its health gate or
+        #: was vetoed: not retried by the checks until a secret moves again.
+        self._failed: dict[str, dict[str, str]] = {}
+        #: Lock key → the versions the queued rotation is to deliver.
+        self._delivering: dict[str, dict[str, str]] = {}
         self._events: Any = None
         self._webhook: Any = None
         self._api: Any = None
@@ -360,7 +365,17 @@ class Agent:
             )
             self._recheck_when_connected = True
             return result
-        for target, moved in result.lagging.values():
+        for key, (target, moved) in result.lagging.items():
+            wanted = result.wanted.get(key, {})
+            if self._failed.get(key) == wanted:
+                log.debug(
+                    "%s: not retried, its last rotation to these versions failed",
+                    target.describe(),
+                    extra={"target": key},
+                )
+                continue
+            self._failed.pop(key, None)
+            self._delivering[key] = wanted
             trace_id = new_trace_id()
             refs = ", ".join(sorted(moved))
             log.debug("Secret rotation triggered: %s", refs, extra={"trace_id": trace_id})
@@ -580,6 +595,7 @@ class Agent:
             errors = [o.error for o in result.outcomes if o.error and o.status != "skipped"]
             reason = errors[0] if errors else str(result.error)
             log.error("Rotation failed: %s", reason, extra={**extra, "secrets": what})
+        self._remember_failure(target.lock_key, result)
         summary = {
             "target": target.lock_key,
             "status": result.status,
@@ -595,6 +611,23 @@ class Agent:
             seconds=round(seconds, 3),
             outcomes={o.target: o.status for o in result.outcomes},
         )
+
+
+    def _remember_failure(self, key: str, result: TargetResult) -> None:
+        """A rotation refused by its health gate or a veto is not retried by the checks until
+        a secret moves again (the journal has the reason; ``rotate`` retries by hand). One
+        stopped by a lost daemon or a stop is retried: recovery and the reconnect see to it."""
+        delivering = self._delivering.pop(key, None)
+        journal = self.runtime.journal
+        causes = set()
+        for outcome in result.outcomes:
+            entry = journal.get(outcome.rotation_id) if outcome.rotation_id else None
+            if entry is not None and entry.cause:
+                causes.add(entry.cause)
+        if not result.ok and causes & {"health_gate", "vetoed"} and delivering is not None:
+            self._failed[key] = delivering
+        elif result.ok:
+            self._failed.pop(key, None)
 
 
 def _capabilities(client: Any) -> list[str]:
