@@ -187,7 +187,13 @@ def test_status_document(clock: Clock) -> None:
         "trips": 0,
         "retry_in": None,
         "last_failure": None,
+        "changed_at": None,
     }
+    for _ in range(3):
+        b.record(b.admit(), ok=False)
+    opened = b.to_json()
+    assert opened["state"] == "open" and opened["trips"] == 1
+    assert isinstance(opened["changed_at"], float) and opened["changed_at"] > 1_600_000_000
 
 
 def test_bad_parameters() -> None:
