@@ -186,7 +186,7 @@ class Bench:
         log = (self.root / "agent.log").open("ab")
         started = time.monotonic()
         self.agent = subprocess.Popen(
-            [BIN / "dso", "--log-level", "info", "agent"],
+            [BIN / "dso", "--log-level", os.environ.get("BENCH_LOG_LEVEL", "info"), "agent"],
             cwd=self.root,
             env=self.env,
             stdout=log,
@@ -209,12 +209,20 @@ class Bench:
             time.sleep(0.05)
         self.timings["agent start"] = time.monotonic() - started
         # the first check must find every container up to date (nothing to rotate)
-        while "moved" not in str(last := client.call("status")["runtime"].get("last_event")):
-            assert time.monotonic() - started < 120, "no check:\n" + self.log_tail()
-            time.sleep(0.1)
-        assert " 0 moved" in str(last), f"the containers' versions are not current: {last}"
-        poll = last.get("poll") if isinstance(last, dict) else None
-        self.first_check = str(poll.get("detail") if isinstance(poll, dict) else last)
+        check = self.first_check_event()
+        assert check["moved"] == 0, f"the containers' versions are not current: {check}"
+        self.first_check = f"{check['secrets']} secrets, {check['moved']} moved"
+
+    def first_check_event(self) -> dict[str, Any]:
+        """The agent's first ``check`` event (its event stream keeps the last ones)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(120)
+            sock.connect(str(self.sock))
+            sock.sendall(b'{"action": "events", "history": true, "types": ["check"]}\n')
+            with sock.makefile("rb") as reader:
+                assert json.loads(reader.readline())["ok"]
+                event: dict[str, Any] = json.loads(reader.readline())
+        return event
 
     def log_tail(self) -> str:
         return (self.root / "agent.log").read_text(errors="replace")[-3000:]
