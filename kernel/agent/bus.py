@@ -80,10 +80,13 @@ class Stream:
             self.on_close()
 
     def __iter__(self) -> Iterator[Event]:
-        while not self.closed:
+        """The events, until the stream is closed and everything it held was handed out."""
+        while True:
             event = self.next(1.0)
             if event is not None:
                 yield event
+            elif self.closed:
+                return
 
 
 class EventBus:

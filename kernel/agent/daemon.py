@@ -612,7 +612,6 @@ class Agent:
             outcomes={o.target: o.status for o in result.outcomes},
         )
 
-
     def _remember_failure(self, key: str, result: TargetResult) -> None:
         """A rotation refused by its health gate or a veto is not retried by the checks until
         a secret moves again (the journal has the reason; ``rotate`` retries by hand). One

@@ -374,3 +374,20 @@ def test_many_clients_at_once_are_all_answered(served: Served) -> None:
         thread.join(30)
     assert failures == []
     assert len(served.actions.requests) == 100
+
+
+def test_a_stream_hands_out_its_last_events_before_the_stop_cuts_it(tmp_path: Path) -> None:
+    running = serve(tmp_path)
+    follower = connect(running.path)
+    try:
+        follower.sendall(b'{"action":"events"}\n')
+        assert wait(lambda: len(running.bus._streams) == 1)
+        for n in range(50):
+            running.bus.publish("check", source="poll", secrets=n, moved=0)
+        running.bus.publish("stopping")
+        running.server.stop()
+        lines = parse_lines(read_all(follower))
+    finally:
+        follower.close()
+    assert lines[0]["ok"] is True
+    assert [e["type"] for e in lines[1:]] == ["check"] * 50 + ["stopping"]

@@ -37,18 +37,20 @@ class AgentClient:
 
     def call(self, action: str, **params: Any) -> Any:
         """The ``result`` of one request."""
-        with self._open() as sock:
-            sock.sendall(_line({"action": action, **params}))
-            reader = sock.makefile("rb")
+        with self._open() as sock, sock.makefile("rb") as reader:
+            try:
+                sock.sendall(_line({"action": action, **params}))
+            except OSError as exc:
+                raise AgentUnavailableError(f"the agent on {self.path} went away: {exc}") from None
             doc = _read(reader, self.path)
         return _result(doc)
 
     def stream(self, action: str = "events", **params: Any) -> Iterator[dict[str, Any]]:
         """The events of a stream, until the agent closes it (keep-alive lines skipped)."""
         sock = self._open()
+        reader = sock.makefile("rb")
         try:
             sock.sendall(_line({"action": action, **params}))
-            reader = sock.makefile("rb")
             _result(_read(reader, self.path))
             sock.settimeout(None)
             while True:
@@ -61,6 +63,7 @@ class AgentClient:
         except OSError as exc:
             raise AgentUnavailableError(f"the agent on {self.path} went away: {exc}") from None
         finally:
+            reader.close()
             sock.close()
 
     def _open(self) -> socket.socket:

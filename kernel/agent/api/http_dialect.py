@@ -204,10 +204,12 @@ def _stream(conn: Connection, h: h11.Connection, answer: Answer) -> None:
     stream = answer.stream
     assert stream is not None
     try:
-        while not conn.stopping and not stream.closed:
+        # Until the stream is closed (the client left, the agent stops) and has handed out
+        # every event it still held.
+        while True:
             event = stream.next(KEEPALIVE)
             if event is None:
-                if stream.closed:
+                if stream.closed or conn.stopping:
                     break
                 chunk = b": keepalive\n\n"
             else:

@@ -61,7 +61,7 @@ class Connection:
             if not self.server.stream_slots.acquire(blocking=False):
                 stream.close()
                 return Answer.error(503, f"too many event streams open (at most {MAX_STREAMS})")
-            self.server.opened(stream)
+            self.server.opened(stream, self.wire.sock)
         return answer
 
 
@@ -90,6 +90,8 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._active: set[socket.socket] = set()
         self._streams: set[Stream] = set()
+        #: Connections serving an event stream (given a moment to flush at stop).
+        self._streaming: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -121,6 +123,11 @@ class ApiServer:
             streams = list(self._streams)
         for stream in streams:
             stream.close()  # wakes a connection waiting for the next event
+        # A moment for the streams to hand out their last events (``stopping``); then every
+        # connection left is cut.
+        drain = time.monotonic() + min(1.0, timeout)
+        while self._streams_flushing() and time.monotonic() < drain:
+            time.sleep(0.01)
         for conn in active:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
@@ -130,7 +137,7 @@ class ApiServer:
         while self.connections and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    def opened(self, stream: Stream) -> None:
+    def opened(self, stream: Stream, sock: socket.socket) -> None:
         """Track an event stream holding a stream slot: the slot is freed when it closes, and
         :meth:`stop` closes it."""
 
@@ -142,6 +149,11 @@ class ApiServer:
         stream.on_close = closed
         with self._lock:
             self._streams.add(stream)
+            self._streaming.add(sock)
+
+    def _streams_flushing(self) -> bool:
+        with self._lock:
+            return bool(self._streaming)
 
     @property
     def connections(self) -> int:
@@ -194,6 +206,7 @@ class ApiServer:
         finally:
             with self._lock:
                 self._active.discard(client)
+                self._streaming.discard(client)
             with contextlib.suppress(OSError):
                 client.close()
             self.slots.release()
