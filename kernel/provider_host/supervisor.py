@@ -42,6 +42,9 @@ from kernel.provider_host.stats import LatencyStats
 if TYPE_CHECKING:
     from kernel.config import ProviderConfig
 
+#: Seconds ``status`` waits for the supervisor's lock before reporting ``starting``.
+STATUS_WAIT = 0.2
+
 log = logging.getLogger("dso.provider_host")
 _T = TypeVar("_T")
 
@@ -324,8 +327,20 @@ class SupervisedProvider:
             return "restarting" if self._next_start > self._clock() else "stopped"
 
     def status(self) -> dict[str, Any]:
-        """JSON-able state: process, restarts, breaker, latency per method."""
-        with self._lock:
+        """JSON-able state: process, restarts, breaker, latency per method. Never waits for a
+        process being started (the lock is held for up to the start timeout): that one is
+        reported ``starting``."""
+        if not self._lock.acquire(timeout=STATUS_WAIT):
+            return {
+                "name": self.name,
+                "type": self.config.type,
+                "state": "starting",
+                "pid": None,
+                "starts": self._starts,
+                "breaker": self.breaker.to_json(),
+                "latency": self.stats.to_json(),
+            }
+        try:
             client = self._client if self._client is not None and self._client.alive else None
             command = self._command
             doc: dict[str, Any] = {
@@ -351,6 +366,8 @@ class SupervisedProvider:
                 else round(self._restart_delay, 3),
                 "timeout": self.timeout,
             }
+        finally:
+            self._lock.release()
         doc["breaker"] = self.breaker.to_json()
         doc["latency"] = self.stats.to_json()
         return doc

@@ -5,7 +5,9 @@ ProviderHost where the mode allows a start."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 
 import pytest
@@ -235,3 +237,26 @@ def test_a_failed_warm_start_is_reported_by_the_first_call_without_backoff(
         with pytest.raises(ProviderStartError):  # the next call starts again, as without warm
             provider.ping()
     assert len(spawned) == 2
+
+
+def test_status_does_not_wait_for_a_provider_being_started(spawned: list[int]) -> None:
+    """A provider slow to answer its handshake holds its supervisor while it starts: status
+    (the agent's `status`, `providers`) reports it `starting` at once instead of stalling."""
+    host = host_for("no-handshake")
+    try:
+        caller = threading.Thread(target=lambda: _try_get(host), daemon=True)
+        caller.start()
+        wait_for(lambda: len(spawned) == 1)
+        began = time.monotonic()
+        doc = host.status()["providers"]["fake"]
+        assert time.monotonic() - began < 1.0
+        assert doc["state"] == "starting" and doc["pid"] is None
+        caller.join(10)
+        assert host.status()["providers"]["fake"]["state"] in ("restarting", "stopped")
+    finally:
+        host.close()
+
+
+def _try_get(host: ProviderHost) -> None:
+    with contextlib.suppress(ProviderStartError):
+        host.client("fake").get(REF)
