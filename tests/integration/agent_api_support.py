@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,7 +23,7 @@ from typing import Any
 
 from tests.integration.agent_support import FAST, AgentProcess
 from tests.integration.compose_support import ComposeProject
-from tests.socket_support import connect, http_request
+from tests.socket_support import connect, http, http_request
 
 
 def plain_home(root: Path, *, extra: str = "") -> ComposeProject:
@@ -71,6 +72,27 @@ def running(
     finally:
         process.kill()
         shutil.rmtree(home.secrets_base.parent, ignore_errors=True)
+
+
+def sh(
+    command: str, env: dict[str, str], *, timeout: float = 30, text: bool = True
+) -> subprocess.CompletedProcess[Any]:
+    """``command`` through bash, as a user would type it (``text=False``: bytes as sent, e.g.
+    an HTTP head's CRLFs)."""
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        env=env,
+        capture_output=True,
+        text=text,
+        timeout=timeout,
+    )
+
+
+def healthy(sock: Path) -> bool:
+    try:
+        return http(sock, "GET", "/health").status == 200
+    except OSError:
+        return False
 
 
 def audit_lines(home: ComposeProject) -> list[dict[str, Any]]:
