@@ -555,7 +555,10 @@ class Agent:
     def _rotate(self, target: Target, reasons: list[Reason]) -> None:
         """Run on the scheduler's pool: one target, through the same Batch as `rotate`."""
         refs = sorted({r for reason in reasons for r in reason.references})
-        trace_id = next((r.trace_id for r in reasons if r.trace_id), "") or new_trace_id()
+        # An operator's request names the rotation it asked for (its 202 gave that trace id),
+        # even when it joined a target already waiting for a change the agent noticed.
+        ordered = sorted(reasons, key=lambda r: r.source != "api")
+        trace_id = next((r.trace_id for r in ordered if r.trace_id), "") or new_trace_id()
         trigger = next((r.source for r in reasons if r.source in _TRIGGERS), "watch")
         self.bus.publish(
             "rotation_started", target=target.lock_key, trigger=trigger, trace_id=trace_id

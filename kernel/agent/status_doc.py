@@ -64,7 +64,7 @@ def live_status(agent: Agent, *, now: float | None = None) -> Doc:
     if providers_note:
         notes["providers"] = providers_note
         obs["notes"].update(provider_latency=providers_note, circuit_breakers=providers_note)
-    last = agent.runtime_file.file.snapshot()
+    last = agent.runtime_file.document()
     socket = agent.api_path
     return {
         "schema": SCHEMA,

@@ -7,6 +7,7 @@ agent does not answer. Metadata only, never a value.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -66,6 +67,12 @@ class RuntimeFile:
             due = time.monotonic() - self._written >= MIN_INTERVAL
         if due:
             self._flush()
+
+    def document(self) -> dict[str, Any]:
+        """What the file says, as of now (events not yet flushed included)."""
+        with self._lock:
+            copy: dict[str, Any] = json.loads(json.dumps(self._doc))
+        return copy
 
     def rotation(self, summary: dict[str, Any]) -> None:
         with self._lock:

@@ -247,7 +247,8 @@ def test_rotate_a_compose_service_through_the_socket(shared: Shared) -> None:
     (asked,) = [a for a in asks if a["params"] == {"service": "web"}]
     assert asked["outcome"] == "accepted" and asked["caller"]["uid"] == 0
     assert asked["caller"]["user"] == "root"
-    rotated = [a for a in audit if a.get("trace_id") == trace]
+    assert asked["trace_id"] == trace  # the request and the rotation it queued, linked
+    rotated = [a for a in audit if a.get("trace_id") == trace and a is not asked]
     assert "rotation_completed" in {a["event"] for a in rotated}
     assert {a["why"] for a in rotated} == {"api"}
     assert "socket: rotate requested by root (uid 0, pid " in shared.agent.since_start()

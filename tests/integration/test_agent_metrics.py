@@ -43,7 +43,8 @@ exec httpd -f -p 80 -h /www
 """
 #: Counter families a scenario with one real agent cannot feed, and why.
 UNFED = {
-    # A caller refused by its peer credentials is another user: test_agent_api's denial test.
+    # A caller refused by its peer credentials is another user:
+    # tests/integration/test_agent_api_peers.py checks dso_api_denied_total.
     "dso_api_denied": "needs a second uid",
 }
 

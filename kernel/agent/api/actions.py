@@ -81,8 +81,6 @@ class Actions:
             return Answer.error(404, f"unknown action {request.action!r}; known: {known}")
         if action.mutating and not request.may_mutate:
             return Answer.error(405, f"{action.name} changes things: send it as POST", allow="POST")
-        if action.mutating:
-            self._audit(request)
         try:
             answer = action.handler(self, request)
         except _BadRequest as exc:
@@ -92,6 +90,8 @@ class Actions:
         except Exception:
             log.exception("socket action %s failed", request.action)
             answer = Answer.error(500, f"{request.action} failed inside the agent (see its log)")
+        if action.mutating:
+            self._audit(request, answer)
         self.agent.bus.publish(
             "request",
             action=action.name,
@@ -103,23 +103,36 @@ class Actions:
         )
         return answer
 
-    def _audit(self, request: Request) -> None:
+    def _audit(self, request: Request, answer: Answer) -> None:
+        """A mutating request, with its caller and what came of it (the trace id of the
+        rotation it queued), in the log and the audit log."""
         peer = request.peer
         params = {k: v for k, v in request.params.items() if isinstance(v, str | int | bool)}
+        body = answer.body if isinstance(answer.body, dict) else {}
+        outcome = "accepted" if answer.status < 400 else "refused"
+        trace_id = body.get("trace_id")
         log.info(
-            "socket: %s requested by %s (uid %d, pid %d)",
+            "socket: %s requested by %s (uid %d, pid %d): %s",
             request.action,
             peer.user,
             peer.uid,
             peer.pid,
-            extra={"action": request.action, "params": params},
+            outcome,
+            extra={"action": request.action, "params": params, "trace_id": trace_id},
         )
         audit = self.agent.runtime.audit_log()
-        if audit is not None:
-            try:
-                audit.append_request(request.action, caller=peer.to_dict(), params=params)
-            except DSOError as exc:
-                log.warning("socket: the audit line could not be written: %s", exc.message)
+        if audit is None:
+            return
+        try:
+            audit.append_request(
+                request.action,
+                caller=peer.to_dict(),
+                params=params,
+                outcome=outcome,
+                trace_id=trace_id if isinstance(trace_id, str) else None,
+            )
+        except DSOError as exc:
+            log.warning("socket: the audit line could not be written: %s", exc.message)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -128,16 +128,18 @@ class AuditLog:
         caller: dict[str, Any],
         params: dict[str, Any],
         outcome: str = "accepted",
+        trace_id: str | None = None,
     ) -> None:
         """Append the line of a request on the agent's socket: a mutating one (``rotate``,
         ``sync``, ``reload``; outcome ``accepted``) or a refused caller (``denied``): who asked
         (the peer's uid, user and pid), what, when. Raises :class:`StorageError` when it
-        cannot."""
+        cannot. ``trace_id`` is the rotation a ``rotate`` queued."""
         when = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         doc = {
             "time": when,
             "event": "socket_request",
             "outcome": outcome,
+            "trace_id": trace_id,
             "action": action,
             "params": params,
             "caller": caller,
