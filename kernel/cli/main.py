@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "agent": "kernel.cli.agent:agent",
     "compose": "kernel.cli.compose:compose",
     "config": "kernel.cli.config:config",
+    "doctor": "kernel.cli.doctor:doctor",
     "down": "kernel.cli.compose:down",
     "events": "kernel.cli.status:events",
     "extensions": "kernel.cli.extensions:extensions",
