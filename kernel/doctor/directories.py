@@ -78,13 +78,19 @@ def dirs_modes(ctx: Context) -> Finding:
             fixes.append(f"chmod {'700' if private == 0o077 else 'o-rwx'} {path}")
     _check_key(ctx, failures, warnings, fixes, checked)
     if missing:
-        what = ", ".join(map(str, missing))
         if layout.root in missing:
             warnings.insert(0, f"no dso installation at {layout.root} yet")
         else:
-            warnings.append(f"missing: {what}")
+            warnings.append(f"missing: {', '.join(map(str, missing))}")
         fixes.append(_setup_fix(layout))
-    detail = "\n".join([*failures, *warnings, *(f"checked {c}" for c in checked)])
+    detail = "\n".join(
+        [
+            *failures,
+            *warnings,
+            *(f"checked {c}" for c in checked),
+            *(f"missing {p}" for p in missing),
+        ]
+    )
     if failures:
         return fail(_summary(failures, warnings), detail=detail, fix="\n".join(fixes))
     if warnings:
