@@ -6,9 +6,11 @@ before every ``docker`` call. Heavy names are loaded on first attribute access.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# typing.TYPE_CHECKING without importing typing: the metadata call would pay for it.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the real marker; at run time it is made on first use
+    from typing import Any
+
     import pluggy
 
     hookimpl: pluggy.HookimplMarker
