@@ -7,6 +7,9 @@ The first that exists wins; with none, the built-in defaults apply (the local va
 Permissions, checked before anything is used: a group- or world-writable file is refused (whoever
 can edit it can point dso at their own back end); a file holding a credential literally must not
 be world-readable either (group-readable is fine: the agent reads it as group ``dso``).
+
+The lookup and the permission checks import nothing heavy; parsing, validation and the model
+(PyYAML, the schema, the dataclasses) are imported when a file is loaded.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernel.config.credentials import literal_credentials
-from kernel.config.model import Config, build_config
-from kernel.config.validate import validate_document
-from kernel.config.yaml_source import parse_document
 from kernel.errors import ConfigError, ConfigPermissionError
 from kernel.paths import local_home
+
+TYPE_CHECKING = False  # typing's, without importing typing (kernel.cli.quick's path)
+if TYPE_CHECKING:
+    from kernel.config.model import Config
 
 #: The agent-mode file; a module attribute so tests can point it elsewhere.
 SYSTEM_CONFIG = Path("/etc/dso/dso.yaml")
@@ -117,6 +120,8 @@ def check_config(
     except ConfigError as exc:
         return ConfigReport(explicit, None, (exc,))
     if path is None:
+        from kernel.config.model import Config
+
         return ConfigReport(None, Config.default(), ())
     return _inspect(path, os.environ if env is None else env, fail_fast=False)
 
@@ -134,6 +139,8 @@ def load_config(
     """
     path = find_config(explicit, candidates)
     if path is None:
+        from kernel.config.model import Config
+
         return LoadedConfig(Config.default(), None)
     report = _inspect(path, os.environ if env is None else env, fail_fast=True)
     if report.errors:
@@ -160,6 +167,11 @@ def _first_of(errors: Sequence[ConfigError], path: Path) -> ConfigError:
 
 
 def _inspect(path: Path, env: Mapping[str, str], *, fail_fast: bool) -> ConfigReport:
+    from kernel.config.credentials import literal_credentials
+    from kernel.config.model import build_config
+    from kernel.config.validate import validate_document
+    from kernel.config.yaml_source import parse_document
+
     errors: list[ConfigError] = []
 
     def problem(error: ConfigError) -> None:
