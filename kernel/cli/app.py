@@ -6,7 +6,6 @@ always sees clean JSON.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from functools import cached_property
@@ -45,7 +44,9 @@ class Application:
         click.echo(text)
 
     def out_json(self, doc: Any) -> None:
-        click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+        from kernel.cli.quick import json_text
+
+        click.echo(json_text(doc))
 
     def info(self, text: str) -> None:
         """A message about what happened: stderr."""

@@ -1,19 +1,20 @@
-"""Entry point of ``dso``: the root click group, lazy command loading, error handling."""
+"""Entry point of ``dso``: which command runs, and how its errors end (message, exit code).
+
+``status --json`` is answered by :mod:`kernel.cli.quick` when it can be, without click;
+everything else goes to the click tree of :mod:`kernel.cli.root` (``cli`` here too). This module
+imports neither: the time of ``docker dso status --json`` is mostly Python starting twice.
+"""
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
-import traceback
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-import click
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kernel.cli.root import LazyGroup, cli
 
-from kernel import __version__
-from kernel.errors import DSOError, ExitCode
+__all__ = ["COMMANDS", "EPILOG", "LazyGroup", "cli", "main", "run"]
 
 #: Command name → "module:attribute". Imported only when used, so ``version`` stays fast.
 COMMANDS: dict[str, str] = {
@@ -50,62 +51,18 @@ Set DSO_DEBUG=1 to see tracebacks. Every option can also be set as DSO_<OPTION>.
 """
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
-
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy:
-            module_name, attr = self.lazy[cmd_name].split(":")
-            command = getattr(importlib.import_module(module_name), attr)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(
-    cls=LazyGroup,
-    lazy=COMMANDS,
-    epilog=EPILOG,
-    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DSO"},
-)
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="DSO_CONFIG",
-    help="Configuration file (default: /etc/dso/dso.yaml, ~/.dso/config.yaml, ./dso.yaml).",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="warning",
-    envvar="DSO_LOG_LEVEL",
-    show_default=True,
-    help="Verbosity of log messages on stderr.",
-)
-@click.version_option(__version__, "--version", prog_name="dso")
-@click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
-    """dso: inject secrets into Docker containers and rotate them without downtime."""
-    from kernel.cli.app import Application
-    from kernel.log import configure
-
-    configure(log_level)
-    ctx.obj = Application(
-        prog=ctx.find_root().info_name or "dso", config_path=config_path, log_level=log_level
-    )
-
-
 def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:
     """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
+    from kernel.cli.quick import quick_run
+
+    code = quick_run(argv)
+    if code is not None:
+        return code
+    import click
+
+    from kernel.cli.root import cli
+    from kernel.errors import DSOError, ExitCode
+
     try:
         # Without standalone mode click *returns* the code of a click.exceptions.Exit.
         result = cli.main(args=list(argv), prog_name=prog_name, standalone_mode=False)
@@ -124,6 +81,8 @@ def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:
         return ExitCode.INTERRUPTED
     except DSOError as exc:
         if _debug():
+            import traceback
+
             traceback.print_exc()
         click.echo(f"{prog_name}: error: {exc}", err=True)
         return int(exc.exit_code)
@@ -135,6 +94,7 @@ def run(argv: Sequence[str], *, prog_name: str = "dso") -> int:
 
 
 def _debug() -> bool:
+    import logging
     import os
 
     return os.environ.get("DSO_DEBUG", "") not in ("", "0") or logging.getLogger(
@@ -144,3 +104,12 @@ def _debug() -> bool:
 
 def main() -> None:
     sys.exit(run(sys.argv[1:]))
+
+
+def __getattr__(name: str) -> object:
+    # The click tree, for `docker dso --help`, the docs generator and tests.
+    if name in ("cli", "LazyGroup"):
+        from kernel.cli import root
+
+        return getattr(root, name)
+    raise AttributeError(f"module 'kernel.cli.main' has no attribute {name!r}")

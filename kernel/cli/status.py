@@ -4,7 +4,9 @@
 agent`` picks the installation) and prints its document (docs/status-json.md); when nothing
 answers it prints the same document from the state files, says on stderr that the agent is not
 running, and exits 10. ``--watch`` then follows the event stream. ``events`` is the stream
-alone. The live path imports only the socket client: ``status --json`` is meant to be quick.
+alone. The live path imports only the socket client and reads ``agent.socket`` from the record
+of :mod:`kernel.config.agent_socket` while the configuration file is unchanged; plain ``status
+--json`` is answered without click when it can be (:mod:`kernel.cli.quick`), and else here.
 """
 
 from __future__ import annotations
@@ -131,16 +133,15 @@ def events(
 
 def _client(app: Application, layout: Layout) -> AgentClient:
     """The client of ``layout``'s agent (``agent.socket`` when the configuration sets it)."""
-    from kernel.agent.api.client import AgentClient, socket_path
+    from kernel.agent.api.client import AgentClient
+    from kernel.config.agent_socket import configured_socket
 
-    config = None
+    configured = None
     try:
-        from kernel.config import load_config
-
-        config = load_config(app.config_path).config
+        configured = configured_socket(app.config_path, layout.cache)
     except DSOError as exc:
         app.warn(f"configuration not loaded ({exc.message}); trying the default socket")
-    return AgentClient(socket_path(layout, config))
+    return AgentClient(configured or layout.socket)
 
 
 def _print(app: Application, doc: dict[str, Any], *, as_json: bool) -> None:

@@ -12,12 +12,16 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from kernel.agent.api import unix
 from kernel.errors import AgentRequestError, AgentUnavailableError
 
+# typing.TYPE_CHECKING without importing typing: `status --json` (kernel.cli.quick) pays for
+# every module it imports.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from kernel.config.model import Config
     from kernel.paths import Layout
 

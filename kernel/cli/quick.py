@@ -1,0 +1,102 @@
+"""``status --json`` answered without click: what scripts and monitors poll, kept quick.
+
+``docker dso status --json`` is two Python starts (docker runs the plugin's metadata call
+first), the agent's answer and its printing; importing click alone (~30 ms) and loading the
+configuration (~40 ms) would be half of issue 11's 150 ms. So :func:`quick_run` answers the
+command line ``status --json`` itself, and only when nothing could make the full CLI's answer
+differ:
+
+- the arguments are exactly ``status --json``, and no environment variable click reads for it
+  is set (:data:`CLICK_ENV`, ``DSO_STATUS_*``, shell completion); ``DSO_MODE`` may be ``local``
+  or ``agent``;
+- ``agent.socket`` is known without loading the configuration (no file, or the record of
+  :mod:`kernel.config.agent_socket` matches the file);
+- the agent answers.
+
+Otherwise nothing has been printed and the full CLI runs the command (offline document, exit
+10, warnings, errors). Either way the bytes on stdout are the same: the JSON is made by
+:func:`json_text`, which ``--json`` of every command prints. Nothing on this path logs, so
+skipping the log setup is invisible too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: Environment variables click would read for ``status --json`` besides ``DSO_MODE`` and
+#: ``DSO_STATUS_*`` (root options, also by their automatic names; test_cli_quick checks the
+#: list against the click tree).
+CLICK_ENV = frozenset(
+    {"DSO_CONFIG", "DSO_CONFIG_PATH", "DSO_LOG_LEVEL", "DSO_VERSION", "DSO__CLICK_DEFAULT_HELP"}
+)
+MODES = ("local", "agent")
+#: click's exit code for a broken pipe on stdout (it swallows EPIPE, then exits 1).
+_BROKEN_PIPE = 1
+_INTERRUPTED = 130
+
+
+def json_text(doc: Any) -> str:
+    """The document as every ``--json`` prints it."""
+    import json
+
+    return json.dumps(doc, indent=2, sort_keys=False, default=str)
+
+
+def quick_run(argv: Sequence[str]) -> int | None:
+    """The exit code of ``argv`` answered here, or None: the full CLI must run it."""
+    if list(argv) != ["status", "--json"] or sys.stdout is None or _click_reads_env():
+        return None
+    mode = os.environ.get("DSO_MODE", "local")
+    if mode not in MODES:
+        return None
+    try:
+        doc = _status(mode)
+    except KeyboardInterrupt:
+        # What the full CLI prints for a Ctrl-C inside a command (a blank line, then this).
+        sys.stderr.write("\nInterrupted.\n")
+        sys.stderr.flush()
+        return _INTERRUPTED
+    if doc is None:
+        return None
+    try:
+        sys.stdout.write(json_text(doc) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `… | head -c 100`: the reader left. As click does: no message, exit 1, and no
+        # complaint from the interpreter's own flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return _BROKEN_PIPE
+    return 0
+
+
+def _click_reads_env() -> bool:
+    for name in os.environ:
+        if name in CLICK_ENV or name.startswith("DSO_STATUS_"):
+            return True
+        if name.startswith("_") and name.endswith("_COMPLETE"):  # click's shell completion
+            return True
+    return False
+
+
+def _status(mode: str) -> Any:
+    """The agent's status document, or None when only the full CLI can tell."""
+    from kernel.agent.api.client import AgentClient
+    from kernel.config.agent_socket import recorded_socket
+    from kernel.errors import DSOError
+    from kernel.paths import agent_layout, local_layout
+
+    layout = agent_layout() if mode == "agent" else local_layout()
+    try:
+        known, configured = recorded_socket(None, layout.cache)
+        if not known:
+            return None
+        return AgentClient(configured or layout.socket).call("status")
+    except DSOError:
+        return None
