@@ -44,7 +44,7 @@ class Application:
         click.echo(text)
 
     def out_json(self, doc: Any) -> None:
-        from kernel.cli.quick import json_text
+        from kernel.cli.json_output import json_text
 
         click.echo(json_text(doc))
 

@@ -15,8 +15,8 @@ differ:
 
 Otherwise nothing has been printed and the full CLI runs the command (offline document, exit
 10, warnings, errors). Either way the bytes on stdout are the same: the JSON is made by
-:func:`json_text`, which ``--json`` of every command prints. Nothing on this path logs, so
-skipping the log setup is invisible too.
+:func:`~kernel.cli.json_output.json_text`, which ``--json`` of every command prints. Nothing on
+this path logs, so skipping the log setup is invisible too.
 """
 
 from __future__ import annotations
@@ -41,13 +41,6 @@ _BROKEN_PIPE = 1
 _INTERRUPTED = 130
 
 
-def json_text(doc: Any) -> str:
-    """The document as every ``--json`` prints it."""
-    import json
-
-    return json.dumps(doc, indent=2, sort_keys=False, default=str)
-
-
 def quick_run(argv: Sequence[str]) -> int | None:
     """The exit code of ``argv`` answered here, or None: the full CLI must run it."""
     if list(argv) != ["status", "--json"] or sys.stdout is None or _click_reads_env():
@@ -64,6 +57,8 @@ def quick_run(argv: Sequence[str]) -> int | None:
         return _INTERRUPTED
     if doc is None:
         return None
+    from kernel.cli.json_output import json_text
+
     try:
         sys.stdout.write(json_text(doc) + "\n")
         sys.stdout.flush()

@@ -13,8 +13,9 @@ import pytest
 
 from kernel.agent.api.client import AgentClient
 from kernel.agent.daemon import Agent
-from kernel.cli import quick, root
-from kernel.cli.quick import CLICK_ENV, json_text, quick_run
+from kernel.cli import root
+from kernel.cli.json_output import json_text
+from kernel.cli.quick import CLICK_ENV, quick_run
 from kernel.config import agent_socket
 from tests.conftest import CliResult, RunDso
 from tests.status_schema import validate_status
@@ -237,4 +238,3 @@ def test_every_json_output_is_printed_alike(capsys: pytest.CaptureFixture[str]) 
 
     Application(prog="dso", config_path=None, log_level="warning").out_json(AWKWARD)
     assert capsys.readouterr().out == json_text(AWKWARD) + "\n"
-    assert quick.json_text is json_text
