@@ -21,6 +21,7 @@ this path logs, so skipping the log setup is invisible too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 CLICK_ENV = frozenset(
     {"DSO_CONFIG", "DSO_CONFIG_PATH", "DSO_LOG_LEVEL", "DSO_VERSION", "DSO__CLICK_DEFAULT_HELP"}
 )
+#: ``--mode``'s choices (kernel.cli.agent.MODES, which imports click).
 MODES = ("local", "agent")
 #: click's exit code for a broken pipe on stdout (it swallows EPIPE, then exits 1).
 _BROKEN_PIPE = 1
@@ -65,8 +67,8 @@ def quick_run(argv: Sequence[str]) -> int | None:
     except BrokenPipeError:
         # `… | head -c 100`: the reader left. As click does: no message, exit 1, and no
         # complaint from the interpreter's own flush at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return _BROKEN_PIPE
     return 0
 

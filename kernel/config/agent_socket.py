@@ -71,27 +71,27 @@ def recorded_socket(explicit: Path | None, cache: Path) -> tuple[bool, Path | No
     return True, Path(socket) if isinstance(socket, str) else None
 
 
-def _stamp(path: Path) -> list[object] | None:
+def _stamp(path: Path) -> dict[str, object] | None:
     try:
         info = path.stat()
     except OSError:
         return None
-    return [
-        __version__,
-        str(path),
-        info.st_dev,
-        info.st_ino,
-        info.st_size,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
-        info.st_mode,
-        info.st_uid,
-        os.geteuid(),
-    ]
+    return {
+        "dso": __version__,
+        "path": str(path),
+        "device": info.st_dev,
+        "inode": info.st_ino,
+        "size": info.st_size,
+        "modified_ns": info.st_mtime_ns,
+        "changed_ns": info.st_ctime_ns,
+        "mode": info.st_mode,
+        "owner": info.st_uid,
+        "euid": os.geteuid(),
+    }
 
 
-def _settled(stamp: list[object]) -> bool:
-    changed = stamp[6]
+def _settled(stamp: dict[str, object]) -> bool:
+    changed = stamp["changed_ns"]
     assert isinstance(changed, int)
     return changed < time.time_ns() - int(SETTLE * 1e9)
 
@@ -123,7 +123,7 @@ def _read(record: Path) -> dict[str, object] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _remember(record: Path, config: Path, stamp: list[object], socket: Path | None) -> None:
+def _remember(record: Path, config: Path, stamp: dict[str, object], socket: Path | None) -> None:
     """Record a valid file's verdict, when it holds no ``${VAR}`` and the cache exists."""
     try:
         if b"$" in config.read_bytes() or _stamp(config) != stamp or not record.parent.is_dir():

@@ -13,7 +13,7 @@ import pytest
 
 from kernel.agent.api.client import AgentClient
 from kernel.agent.daemon import Agent
-from kernel.cli import root
+from kernel.cli import quick, root
 from kernel.cli.json_output import json_text
 from kernel.cli.quick import CLICK_ENV, quick_run
 from kernel.config import agent_socket
@@ -231,6 +231,12 @@ def test_the_quick_path_knows_every_variable_click_reads_for_status() -> None:
         if n not in CLICK_ENV and n != "DSO_MODE" and not n.startswith("DSO_STATUS_")
     }
     assert unknown == set()
+
+
+def test_the_modes_are_the_agent_commands() -> None:
+    from kernel.cli.agent import MODES
+
+    assert quick.MODES == MODES
 
 
 def test_every_json_output_is_printed_alike(capsys: pytest.CaptureFixture[str]) -> None:
