@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernel.errors import DSOError
+from kernel.rotation.history import Summary
 from kernel.rotation.journal import RotationEntry
 from kernel.rotation.locks import CONTENTION_THRESHOLD
 
@@ -76,20 +77,20 @@ class Observability:
         self,
         agent: Agent,
         *,
-        documents: Sequence[Mapping[str, Any]] | None = None,
+        history: Sequence[Summary] | None = None,
         providers: Mapping[str, Any] | None = None,
     ) -> Doc:
-        """The section; ``documents`` (the journal's) and ``providers`` (the host's status)
-        when the caller already read them (``status`` reads each once)."""
-        if documents is None:
-            documents = agent.runtime.journal.documents()
+        """The section; ``history`` (the journal's summaries) and ``providers`` (the host's
+        status) when the caller already read them (``status`` reads each once)."""
+        if history is None:
+            history = agent.runtime.journal.summaries()
         notes: dict[str, str] = {}
         if providers is None:
             providers, note = provider_status(agent)
             if note:
                 notes["provider_latency"] = notes["circuit_breakers"] = note
         return build(
-            documents,
+            history,
             providers=providers,
             contention=self.recent("lock_contention"),
             gates=self.recent("health_gate"),
@@ -108,17 +109,17 @@ def provider_status(agent: Agent) -> tuple[dict[str, Any], str | None]:
     return dict(providers), None
 
 
-def offline(documents: Sequence[Mapping[str, Any]]) -> Doc:
+def offline(history: Sequence[Summary]) -> Doc:
     """The section from the journal alone (the agent is not running)."""
     return build(
-        documents,
+        history,
         providers={},
         notes={"provider_latency": OFFLINE_NOTE, "circuit_breakers": OFFLINE_NOTE},
     )
 
 
 def build(
-    documents: Sequence[Mapping[str, Any]],
+    history: Sequence[Summary],
     *,
     providers: Mapping[str, Any],
     contention: Sequence[Event] = (),
@@ -127,18 +128,19 @@ def build(
     pid: int | None = None,
     notes: Mapping[str, str] | None = None,
 ) -> Doc:
-    """The ``.observability`` document (schema: docs/status-json.md)."""
+    """The ``.observability`` document (schema: docs/status-json.md) from the journal's
+    ``history`` (oldest first) and what the agent measured."""
     return {
         "thresholds": {
             "lock_contention_seconds": CONTENTION_THRESHOLD,
             "slow_health_gate_seconds": SLOW_HEALTH_GATE,
         },
-        "traces": [trace(d) for d in reversed(documents[-LISTED:])],
+        "traces": [trace(entry.document()) for entry in reversed(history[-LISTED:])],
         "provider_latency": {
             name: dict(status.get("latency") or {}) for name, status in sorted(providers.items())
         },
-        "lock_contention": lock_contention(documents, contention, pid),
-        "health_checks": health_checks(documents, gates),
+        "lock_contention": lock_contention(history, contention, pid),
+        "health_checks": health_checks(history, gates),
         "circuit_breakers": circuit_breakers(providers, transitions),
         "notes": dict(notes or {}),
     }
@@ -168,7 +170,7 @@ def trace(doc: Mapping[str, Any]) -> Doc:
 
 
 def lock_contention(
-    documents: Sequence[Mapping[str, Any]], events: Sequence[Event], pid: int | None
+    history: Sequence[Summary], events: Sequence[Event], pid: int | None
 ) -> list[Doc]:
     """This agent's contended acquisitions, then the journal's (other processes, earlier
     agents) not already listed; newest first."""
@@ -188,10 +190,11 @@ def lock_contention(
     # This agent measured it just before journaling it: same lock, same wait to the ms.
     measured = {(item["target"], item["waited_seconds"]) for item in found}
     seen: set[tuple[Any, ...]] = set()
-    for doc in reversed(documents):
-        lock = doc.get("lock")
-        if type(lock) is not dict or not lock.get("contended"):  # (not Mapping: 10,000 times)
+    for entry in reversed(history):
+        if not entry.contended:
             continue
+        doc = entry.document()
+        lock = doc["lock"]
         key = (doc.get("lock_key") or doc.get("target"), round(_number(lock.get("waited")), 3))
         # One acquisition of a service's lock is journaled with each replica (one trace).
         if key in measured or (*key, doc.get("trace_id")) in seen:
@@ -214,7 +217,7 @@ def lock_contention(
     return _latest(found)
 
 
-def health_checks(documents: Sequence[Mapping[str, Any]], events: Sequence[Event]) -> list[Doc]:
+def health_checks(history: Sequence[Summary], events: Sequence[Event]) -> list[Doc]:
     """Failed or slow health gates: this agent's, then the journal's not already listed;
     newest first."""
     found = [
@@ -230,16 +233,15 @@ def health_checks(documents: Sequence[Mapping[str, Any]], events: Sequence[Event
         if _worth_listing(event.get("healthy"), event.get("seconds"))
     ]
     seen = {(item["trace_id"], item["target"]) for item in found}
-    for doc in reversed(documents):
-        health = doc.get("health")
-        if type(health) is not dict:
+    for entry in reversed(history):
+        if entry.gate_seconds is None or not _worth_listing(entry.healthy, entry.gate_seconds):
             continue
-        if not _worth_listing(health.get("healthy"), health.get("elapsed")):
-            continue
-        key = (doc.get("trace_id"), doc.get("target"))
+        key = (entry.trace_id, entry.target)
         if key in seen:
             continue
         seen.add(key)
+        doc = entry.document()
+        health = doc["health"]
         gate = _gate(
             {**health, "target": doc.get("target"), "trace_id": doc.get("trace_id")},
             seconds=health.get("elapsed"),

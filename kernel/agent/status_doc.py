@@ -7,9 +7,10 @@ answers: ``agent.running`` is false with the reason, and what only a running age
 ``notes`` — never invented. Field meanings and the JSON Schema: docs/status-json.md (a test
 validates both documents against it).
 
-Each source is read once per document: the journal through :meth:`Journal.documents` (shared,
-not copied), the managed containers from memory or one file; lists of history are cut to the
-latest :data:`RECENT`, so 1,000 containers and 10,000 rotations render in milliseconds.
+Each source is read once per document: the journal through :meth:`Journal.summaries` (the few
+fields counted and filtered on, kept by the journal; an entry's whole document is parsed only
+when it is listed), the managed containers from memory or one file; lists of history are cut to
+the latest :data:`RECENT`, so 1,000 containers and 10,000 rotations render in milliseconds.
 Metadata only: references are names (``dso://app/db``), versions are fingerprints, never a value.
 """
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from kernel import __version__
 from kernel.agent import observability
 from kernel.errors import DSOError
+from kernel.rotation.history import Summary
 from kernel.rotation.journal import STALE_AFTER, Journal
 
 if TYPE_CHECKING:
@@ -54,13 +56,13 @@ def live_status(agent: Agent, *, now: float | None = None) -> Doc:
     """The whole document from the running ``agent``."""
     now = time.time() if now is None else now
     runtime = agent.runtime
-    documents, journal_note = _documents(lambda: runtime.journal.documents())
+    history, journal_note = _history(runtime.journal.summaries)
     providers, providers_note = observability.provider_status(agent)
     problems = list(agent.health())
     notes = {}
     if journal_note:
         notes["rotations"] = journal_note
-    obs = agent.observability.doc(agent, documents=documents, providers=providers)
+    obs = agent.observability.doc(agent, history=history, providers=providers)
     if providers_note:
         notes["providers"] = providers_note
         obs["notes"].update(provider_latency=providers_note, circuit_breakers=providers_note)
@@ -91,7 +93,7 @@ def live_status(agent: Agent, *, now: float | None = None) -> Doc:
         "providers": _providers(providers, _types(runtime.config)),
         "cache": cache_doc(agent.cache),
         "containers": containers_doc(agent),
-        "rotations": _rotations(documents, now),
+        "rotations": _rotations(history, now),
         "queue": queue_doc(agent),
         "observability": obs,
         "notes": notes,
@@ -114,9 +116,9 @@ def offline_status(
     notes: dict[str, str] = {}
     last = _read_state(layout.state / "runtime.json", notes, "runtime")
     managed = _read_state(layout.state / "containers.json", notes, "containers")
-    documents: Sequence[Mapping[str, Any]] = []
+    history: Sequence[Summary] = []
     if layout.state.is_dir():
-        documents, journal_note = _documents(lambda: Journal(layout.state).documents())
+        history, journal_note = _history(Journal(layout.state).summaries)
         if journal_note:
             notes["rotations"] = journal_note
     else:
@@ -146,9 +148,9 @@ def offline_status(
         "providers": None,
         "cache": None,
         "containers": _containers_from_file(managed),
-        "rotations": _rotations(documents, now),
+        "rotations": _rotations(history, now),
         "queue": None,
-        "observability": observability.offline(documents),
+        "observability": observability.offline(history),
         "notes": notes,
     }
 
@@ -180,7 +182,7 @@ def queue_doc(agent: Agent) -> Doc:
 
 
 def rotations_doc(
-    journal: Journal | Sequence[Mapping[str, Any]],
+    journal: Journal | Sequence[Summary],
     *,
     status: str | Collection[str] | None = None,
     target: str | None = None,
@@ -192,20 +194,20 @@ def rotations_doc(
     (one or several), ``target`` (a container name, either name of the swap, or the lock key
     such as ``service-app.web``), ``since`` (started at or after, Unix seconds), ``trace_id``;
     at most ``limit`` (0: no limit)."""
-    documents = journal if isinstance(journal, Sequence) else journal.documents()
+    history = journal if isinstance(journal, Sequence) else journal.summaries()
     statuses = {status} if isinstance(status, str) else set(status or ())
     found = []
-    for doc in reversed(documents):
-        if statuses and doc.get("status") not in statuses:
+    for entry in reversed(history):
+        if statuses and entry.status not in statuses:
             continue
-        if trace_id is not None and doc.get("trace_id") != trace_id:
+        if trace_id is not None and entry.trace_id != trace_id:
             continue
-        if since is not None and _number(doc.get("started_at")) < since:
+        if since is not None and entry.started_at < since:
             continue
-        names = (doc.get("target"), doc.get("lock_key"), doc.get("old_name"), doc.get("new_name"))
+        names = (entry.target, entry.lock_key, entry.old_name, entry.new_name)
         if target is not None and target not in names:
             continue
-        found.append(rotation_summary(doc))
+        found.append(rotation_summary(entry.document()))
         if limit and len(found) >= limit:
             break
     return found
@@ -235,23 +237,23 @@ def rotation_summary(doc: Mapping[str, Any]) -> Doc:
     }
 
 
-def _rotations(documents: Sequence[Mapping[str, Any]], now: float) -> Doc:
-    counts = collections.Counter(doc.get("status") for doc in documents)
+def _rotations(history: Sequence[Summary], now: float) -> Doc:
+    counts = collections.Counter(entry.status for entry in history)
     in_progress: list[Doc] = []
     review: list[Doc] = []
     recent: list[Doc] = []
-    for doc in reversed(documents):
-        state = doc.get("status")
-        if state in _UNFINISHED:
+    for entry in reversed(history):
+        if entry.status in _UNFINISHED:
+            doc = entry.document()
             why = _needs_review(doc, now)
             if why is not None:
                 review.append({**rotation_summary(doc), "review": why})
-            elif state == "in_progress":
+            elif entry.status == "in_progress":
                 in_progress.append(rotation_summary(doc))
-        elif len(recent) < RECENT and doc.get("finished_at"):
-            recent.append(rotation_summary(doc))
+        elif len(recent) < RECENT and entry.finished_at:
+            recent.append(rotation_summary(entry.document()))
     return {
-        "total": len(documents),
+        "total": len(history),
         "by_status": {str(k): v for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))},
         "in_progress": in_progress,
         "awaiting_review": review,
@@ -318,14 +320,12 @@ def _containers_from_file(body: Mapping[str, Any]) -> list[Doc]:
 # -- reading --------------------------------------------------------------------------------
 
 
-def _documents(
-    read: Callable[[], Sequence[Mapping[str, Any]]],
-) -> tuple[Sequence[Mapping[str, Any]], str | None]:
+def _history(read: Callable[[], Sequence[Summary]]) -> tuple[Sequence[Summary], str | None]:
     try:
-        documents = read()
+        history = read()
     except DSOError as exc:
         return [], f"the rotation journal could not be read: {exc.message}"
-    return documents, None
+    return history, None
 
 
 def _read_state(path: Path, notes: dict[str, str], section: str) -> Mapping[str, Any]:

@@ -20,6 +20,10 @@ unfinished copy of a finished rotation. Readers take ``rotations.d`` before the 
 entry moving between them is never missed. Each entry (:class:`RotationEntry`) carries ids,
 names, references and version fingerprints, never a secret value.
 
+A long-lived reader (the agent) keeps finished entries as summaries (a few fields and the
+document packed: :mod:`kernel.rotation.history`), not parsed, and reads ``rotations.json`` and
+the log one entry at a time: 10,000 finished rotations cost it a few MB.
+
 Finished entries are kept for 7 days (:data:`RETENTION`); an unfinished one that has not moved
 for 24 hours is *stale* (:data:`STALE_AFTER`) and is flagged for an operator.
 """
@@ -30,14 +34,13 @@ import contextlib
 import hashlib
 import itertools
 import json
-import marshal
 import os
 import re
 import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ from typing import Any
 from kernel.atomic_write import atomic_write, fsync_directory
 from kernel.errors import StorageError
 from kernel.log import get_logger
+from kernel.rotation import history
+from kernel.rotation.history import Summary
 from kernel.rotation.states import (
     NEEDS_RECOVERY,
     TERMINAL,
@@ -55,7 +60,7 @@ from kernel.rotation.states import (
     can_step,
     health_confirmed,
 )
-from kernel.state import StateFile
+from kernel.state import Signature, StateFile, signature
 
 SCHEMA = 2
 FILE_NAME = "rotations.json"
@@ -200,15 +205,14 @@ class RotationEntry:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RotationEntry:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls(**{k: v for k, v in doc.items() if k in _FIELDS})
 
 
 class Journal:
     """The rotation journal of one installation (``Layout.state``); see the module docstring.
 
-    One object may be shared by threads; it keeps the parsed history in memory and reads only
-    what changed on disk since (another process's appends, a compaction).
+    One object may be shared by threads; it keeps the history in memory (summaries) and reads
+    only what changed on disk since (another process's appends, a compaction).
     """
 
     def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -219,10 +223,12 @@ class Journal:
         self._history_file = StateFile(self.path, schema=SCHEMA, migrate=self._migrate, clock=clock)
         self._ready = False
         # The history as last read (touched only under the flock): the compacted file's
-        # snapshot it came from, its entries, then the log lines read so far.
-        self._base: Mapping[str, Any] | None = None
-        self._base_entries: dict[str, Doc] = {}
-        self._finished: dict[str, Doc] = {}
+        # signature, log generation and entries (None: read for its generation only), then
+        # the log lines read so far.
+        self._base_at: tuple[Signature | None, str] | None = None
+        self._base_entries: dict[str, Summary] | None = None
+        self._finished: dict[str, Summary] = {}
+        self._ordered: list[Summary] | None = None  # _finished oldest first, once asked
         self._log_at: tuple[int, int, str, int] | None = None  # (dev, ino, generation, offset)
 
     def __repr__(self) -> str:
@@ -239,26 +245,22 @@ class Journal:
     # -- reading ----------------------------------------------------------------------------
 
     def entries(self) -> list[RotationEntry]:
-        """Every entry, oldest (earliest started) first."""
+        """Every entry, oldest (earliest started) first, each parsed anew (a copy to change).
+        Costs the whole history: readers of many entries use :meth:`summaries`."""
+        return [_entry(summary.document()) for summary in self.summaries()]
+
+    def summaries(self) -> list[Summary]:
+        """Every entry as a :class:`Summary`, oldest (earliest started) first: what readers of
+        the whole history (``status``) count and filter on, without parsing it; an entry's
+        ``document()`` for the few they show. 10,000 entries in a millisecond or two."""
         unfinished = self._unfinished()  # before the history: see the module docstring
         with self._locked():
             finished = self._history()
-            merged = _entries(finished.values())
-        merged += [e for rid, e in unfinished.items() if rid not in finished]
-        merged.sort(key=lambda e: e.started_at)
-        return merged
-
-    def documents(self) -> list[Mapping[str, Any]]:
-        """Every entry as its JSON document, oldest first, *shared, not copied*: the caller
-        must not change them. For readers of the whole history (``status``): 10,000 entries
-        in milliseconds, where :meth:`entries` copies each one."""
-        unfinished = self._unfinished()  # before the history: see the module docstring
-        with self._locked():
-            finished = dict(self._history())  # the log reader adds to it in place
-        docs: list[Mapping[str, Any]] = list(finished.values())
-        docs += [e.to_dict() for rid, e in unfinished.items() if rid not in finished]
-        docs.sort(key=_started_at)
-        return docs
+            if self._ordered is None:
+                self._ordered = history.ordered(finished.values())
+            merged = self._ordered
+            extra = [summary_of(e) for rid, e in unfinished.items() if rid not in finished]
+        return history.ordered([*merged, *extra]) if extra else list(merged)
 
     def get(self, rotation_id: str) -> RotationEntry | None:
         found = None
@@ -269,14 +271,16 @@ class Journal:
                 return found
         with self._locked():
             finished = self._history().get(rotation_id)
-            return _entries([finished])[0] if finished is not None else found
+        return _entry(finished.document()) if finished is not None else found
 
     def needing_recovery(self) -> list[RotationEntry]:
         """Unfinished entries (they all live in ``rotations.d``: no history read)."""
         return [e for e in self._unfinished().values() if e.needs_recovery]
 
     def needing_resuming(self) -> list[RotationEntry]:
-        return [e for e in self.entries() if e.needs_resuming]
+        """Entries whose change is still to roll out (:attr:`RotationEntry.needs_resuming`),
+        oldest first; only those are parsed."""
+        return [_entry(s.document()) for s in self.summaries() if s.resumable]
 
     def stale(self, *, after: float = STALE_AFTER) -> list[RotationEntry]:
         now = self.clock()
@@ -316,18 +320,12 @@ class Journal:
             rid: e for rid, e in self._unfinished().items() if RotationStatus(e.status) in TERMINAL
         }
         with self._locked():
-            finished = {**{rid: e.to_dict() for rid, e in leftovers.items()}, **self._history()}
-            ages = {
-                rid: now - (d.get("finished_at") or d.get("updated_at", 0.0))
-                for rid, d in finished.items()
-            }
+            finished = {**{rid: summary_of(e) for rid, e in leftovers.items()}, **self._history()}
+            ages = {rid: now - (s.finished_at or s.updated_at) for rid, s in finished.items()}
             expired = {rid for rid, age in ages.items() if age > retention}
             if not expired or max(ages.values()) <= retention + PRUNE_SLACK:
                 return 0
-            kept = sorted(
-                (d for rid, d in finished.items() if rid not in expired),
-                key=lambda d: d.get("started_at", 0.0),
-            )
+            kept = history.ordered(s for rid, s in finished.items() if rid not in expired)
             self._compact(kept)
         self._remove([self._dir / f"{rid}.json" for rid in leftovers])
         log.info("pruned %d finished rotations from the journal", len(expired))
@@ -377,40 +375,116 @@ class Journal:
         with self._history_file.locked():
             yield
 
+    def _history_state(self) -> StateFile:
+        """``rotations.json`` as a :class:`StateFile`, for what is rare (a migration, a file to
+        move aside, one without a log generation): a new object each time, so that the whole
+        history it parses is not kept (the agent keeps summaries)."""
+        return StateFile(self.path, schema=SCHEMA, migrate=self._migrate, clock=self.clock)
+
     def _ensure_ready(self) -> None:
         """Migrate a schema-1 journal (no ``rotations.d`` yet) before anything reads it."""
         if self._ready:
             return
         if not self._dir.is_dir():
             with self._locked():
-                self._history_file.snapshot()  # migrates (creating rotations.d) if needed
+                self._history_state().snapshot()  # migrates (creating rotations.d) if needed
                 self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._ready = True
 
-    def _history(self) -> dict[str, Doc]:
+    def _history(self) -> dict[str, Summary]:
         """Finished entries by id: the compacted file, then the log lines not read yet."""
-        body = self._history_file.snapshot()
-        if body is not self._base:
-            self._base = body
-            self._base_entries = {}
+        generation = self._read_base(entries=True)
+        self._read_log(generation)
+        return self._finished
+
+    def _read_base(self, *, entries: bool) -> str:
+        """Read ``rotations.json`` again if it changed (with its ``entries``, or only for its
+        log generation); returns the generation ("" when it has none)."""
+        try:
+            handle = open(self.path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            self._set_base(None, "", {})
+            return ""
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.path}: {exc.strerror}") from None
+        with handle:
+            sig = signature(os.fstat(handle.fileno()))
+            base = self._base_at
+            if (
+                base is not None
+                and base[0] == sig
+                and (self._base_entries is not None or not entries)
+            ):
+                return base[1]
+            try:
+                text = handle.read()
+            except UnicodeDecodeError:
+                text = ""  # not for this fast path: read below as StateFile reads it
+        found: dict[str, Summary] | None = {} if entries else None
+        unreadable: list[tuple[int, object]] = []
+
+        def add(index: int, item: object, source: str) -> None:
+            if found is not None:
+                entry = _validated(item)
+                if entry is None:
+                    unreadable.append((index, item))
+                else:
+                    found[entry.id] = summary_of(entry, item, source.encode())
+
+        try:
+            members = history.scan(text, add)
+        except ValueError:
+            members = {}
+        del text
+        if members.get("schema") != SCHEMA:  # not a plain schema-2 file: as StateFile reads it
+            return self._read_base_slowly(entries)
+        for index, item in unreadable:
+            self._report_unreadable(index, item, where=self.path)
+        generation = members.get("log")
+        generation = generation if isinstance(generation, str) else ""
+        self._set_base(sig, generation, found)
+        return generation
+
+    def _read_base_slowly(self, entries: bool) -> str:
+        body = self._history_state().snapshot()  # migrates, or moves the file aside
+        found: dict[str, Summary] | None = None
+        if entries:
+            found = {}
             rotations = body.get("rotations")
             for index, item in enumerate(rotations if isinstance(rotations, list) else []):
                 entry = self._parse(item, index, where=self.path)
                 if entry is not None:
-                    self._base_entries[entry.id] = item
-            self._finished = dict(self._base_entries)
-            self._log_at = None
+                    found[entry.id] = summary_of(entry, item)
+        try:
+            sig: Signature | None = signature(os.stat(self.path))
+        except FileNotFoundError:
+            sig = None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.path}: {exc.strerror}") from None
         generation = body.get("log")
-        self._read_log(generation if isinstance(generation, str) else "")
-        return self._finished
+        generation = generation if isinstance(generation, str) else ""
+        self._set_base(sig, generation, found)
+        return generation
+
+    def _set_base(
+        self, sig: Signature | None, generation: str, entries: dict[str, Summary] | None
+    ) -> None:
+        """Remember the compacted file read (``entries`` None: read for its generation only);
+        the log is read again from its start."""
+        if self._base_at == (sig, generation) and self._base_entries is not None:
+            return  # the same file, its entries known already
+        self._base_at = (sig, generation)
+        self._base_entries = entries
+        self._finished = dict(entries or {})
+        self._ordered = None
+        self._log_at = None
 
     def _read_log(self, generation: str) -> None:
         try:
             handle = open(self._log_path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             if self._log_at is not None:
-                self._finished = dict(self._base_entries)
-                self._log_at = None
+                self._restart_log()
             return
         except OSError as exc:
             raise StorageError(f"cannot read {self._log_path}: {exc.strerror}") from None
@@ -419,7 +493,7 @@ class Journal:
             at = self._log_at
             if at is None or at[:3] != (st.st_dev, st.st_ino, generation) or st.st_size < at[3]:
                 if at is not None:  # another log than the one read so far: start over
-                    self._finished = dict(self._base_entries)
+                    self._restart_log()
                 header = handle.readline()
                 if not header.endswith(b"\n") or _log_generation(header) != generation:
                     # Not the log continuing this history (folded into it by a compaction
@@ -432,24 +506,35 @@ class Journal:
             if offset > st.st_size:
                 return
             handle.seek(offset)
-            data = handle.read()
-        end = data.rfind(b"\n") + 1  # a torn last line is read once it is terminated
-        for number, line in enumerate(data[:end].splitlines()):
-            try:
-                item = json.loads(line)
-            except ValueError:
-                item = line
-            entry = self._parse(item, f"line at byte {offset + number}", where=self._log_path)
-            if entry is not None:
-                self._finished[entry.id] = item
-        self._log_at = (st.st_dev, st.st_ino, generation, offset + end)
+            # Line by line, not read whole: no peak of the whole log in memory at a start.
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # a torn last line is read once it is terminated
+                self._add_line(line[:-1], offset)
+                offset += len(line)
+        self._log_at = (st.st_dev, st.st_ino, generation, offset)
+
+    def _add_line(self, line: bytes, offset: int) -> None:
+        try:
+            item: object = json.loads(line)
+        except ValueError:
+            item = line
+        entry = self._parse(item, f"line at byte {offset}", where=self._log_path)
+        if entry is not None:
+            self._finished[entry.id] = summary_of(entry, item, line)
+            self._ordered = None
+
+    def _restart_log(self) -> None:
+        self._finished = dict(self._base_entries or {})
+        self._ordered = None
+        self._log_at = None
 
     def _append(self, entry: RotationEntry) -> None:
-        body = self._history_file.snapshot()
-        generation = body.get("log")
-        if not isinstance(generation, str):
+        generation = self._read_base(entries=False)
+        if not generation:
             generation = _new_generation()
-            self._history_file.write({**body, "log": generation})
+            state = self._history_state()
+            state.write({**state.snapshot(), "log": generation})
         line = json.dumps(_as_dict(entry), sort_keys=True, separators=(",", ":")).encode()
         try:
             fd = os.open(self._log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
@@ -476,11 +561,25 @@ class Journal:
             if fd >= 0:
                 os.close(fd)
 
-    def _compact(self, kept: list[Doc]) -> None:
-        """Fold everything into a new ``rotations.json`` and start a new log generation."""
+    def _compact(self, kept: list[Summary]) -> None:
+        """Fold everything into a new ``rotations.json`` and start a new log generation.
+
+        Written one entry at a time (:func:`~kernel.rotation.history.dump`); what it holds is
+        known already, so it is not read back.
+        """
         generation = _new_generation()
-        self._history_file.write({"rotations": kept, "log": generation})
+        docs = (summary.document() for summary in kept)
+        atomic_write(self.path, history.dump(generation, docs, schema=SCHEMA))
         atomic_write(self._log_path, _log_header(generation))
+        try:
+            sig: Signature | None = signature(os.stat(self.path))
+        except OSError:
+            sig = None  # read again at the next look
+        self._base_at = (sig, generation) if sig is not None else None
+        self._base_entries = {summary.id: summary for summary in kept}
+        self._finished = dict(self._base_entries)
+        self._ordered = kept
+        self._log_at = None
 
     def _migrate(self, schema: int, body: dict[str, Any]) -> dict[str, Any]:
         """Schema 1 kept every entry in ``rotations.json``: unfinished ones move to
@@ -517,16 +616,9 @@ class Journal:
     # -- unreadable entries -----------------------------------------------------------------
 
     def _parse(self, item: object, index: int | str, *, where: Path) -> RotationEntry | None:
-        try:
-            if not isinstance(item, dict):
-                raise TypeError("not an object")
-            entry = RotationEntry.from_dict(item)
-            RotationStatus(entry.status)
-            if not isinstance(entry.id, str):
-                raise TypeError("no id")
-        except (TypeError, ValueError):
+        entry = _validated(item)
+        if entry is None:
             self._report_unreadable(index, item, where=where)
-            return None
         return entry
 
     def _report_unreadable(
@@ -574,14 +666,28 @@ def _as_dict(entry: RotationEntry) -> Doc:
     return {name: getattr(entry, name) for name in _FIELDS}
 
 
-def _entries(docs: Iterable[Doc]) -> list[RotationEntry]:
-    """Entries the caller may change without touching the cached history (a deep copy:
-    marshal copies JSON data several times faster than copy.deepcopy)."""
-    # The bytes come from marshal.dumps just before, never from a file.
-    copied: list[Doc] = marshal.loads(marshal.dumps(list(docs)))  # noqa: S302
-    return [RotationEntry(**{k: v for k, v in d.items() if k in _FIELDS}) for d in copied]
+def summary_of(entry: RotationEntry, doc: object = None, raw: bytes | None = None) -> Summary:
+    """``entry`` as the history keeps it; ``doc`` is the JSON it was read from (kept as it is,
+    unknown keys included) and ``raw`` that JSON's text, when the caller has them."""
+    if not isinstance(doc, dict):
+        doc, raw = _as_dict(entry), None
+    return history.summarize(doc, resumable=entry.needs_resuming, raw=raw)
 
 
-def _started_at(doc: Mapping[str, Any]) -> float:
-    started = doc.get("started_at")
-    return float(started) if isinstance(started, int | float) else 0.0
+def _validated(item: object) -> RotationEntry | None:
+    """``item`` as an entry, or None if it is not a readable one."""
+    try:
+        if not isinstance(item, dict):
+            raise TypeError("not an object")
+        entry = RotationEntry.from_dict(item)
+        RotationStatus(entry.status)
+        if not isinstance(entry.id, str):
+            raise TypeError("no id")
+    except (TypeError, ValueError):
+        return None
+    return entry
+
+
+def _entry(doc: Doc) -> RotationEntry:
+    """An entry from a document parsed for the caller (nothing else holds it)."""
+    return RotationEntry(**{k: v for k, v in doc.items() if k in _FIELDS})

@@ -15,7 +15,7 @@ from kernel.agent.observability import (
     cut,
     offline,
 )
-from kernel.rotation.journal import Journal
+from kernel.rotation.journal import Journal, summary_of
 from tests.unit.status_fixtures import FakeHost, provider, rotation
 
 GATE = {
@@ -82,9 +82,9 @@ def test_traces_give_each_rotations_phases_newest_first(tmp_path: Path) -> None:
 
 def test_traces_are_the_latest_fifty(tmp_path: Path) -> None:
     now = time.time()
-    docs = [rotation(f"r{n:03d}", at=now - 1000 + n).to_dict() for n in range(LISTED + 10)]
+    history = [summary_of(rotation(f"r{n:03d}", at=now - 1000 + n)) for n in range(LISTED + 10)]
 
-    traces = offline(docs)["traces"]
+    traces = offline(history)["traces"]
 
     assert len(traces) == LISTED
     assert traces[0]["rotation_id"] == f"r{LISTED + 9:03d}"
@@ -275,17 +275,19 @@ def test_offline_only_the_journal_speaks(tmp_path: Path) -> None:
         "last_exit_code": None,
         "last_output": "",
     }
-    docs = [
-        rotation(
-            "r",
-            at=now - 60,
-            status="rolled_back",
-            health=health,
-            lock={"waited": 2.0, "contended": True},
-        ).to_dict()
+    history = [
+        summary_of(
+            rotation(
+                "r",
+                at=now - 60,
+                status="rolled_back",
+                health=health,
+                lock={"waited": 2.0, "contended": True},
+            )
+        )
     ]
 
-    doc = offline(docs)
+    doc = offline(history)
 
     assert len(doc["traces"]) == 1 and len(doc["health_checks"]) == 1
     assert doc["health_checks"][0]["exit_code"] is None

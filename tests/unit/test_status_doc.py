@@ -310,7 +310,7 @@ def test_the_rotation_history_filters(tmp_path: Path) -> None:
     assert ids(target="nothing") == []
 
 
-def test_journal_documents_are_every_entry_oldest_first_shared_not_copied(
+def test_journal_summaries_are_every_entry_oldest_first_and_documents_are_copies(
     tmp_path: Path,
 ) -> None:
     journal = Journal(tmp_path / "state")
@@ -318,12 +318,18 @@ def test_journal_documents_are_every_entry_oldest_first_shared_not_copied(
     journal.save(rotation("early", at=1000.0))
     journal.save(rotation("middle", at=1500.0, status="rolled_back"))
 
-    docs = journal.documents()
+    history = journal.summaries()
 
-    assert [d["id"] for d in docs] == ["early", "middle", "late"]
+    assert [(s.id, s.status) for s in history] == [
+        ("early", "completed"),
+        ("middle", "rolled_back"),
+        ("late", "in_progress"),
+    ]
     assert [e.id for e in journal.entries()] == ["early", "middle", "late"]
-    again = journal.documents()
-    assert again[0] is docs[0]  # the history as parsed: no copy per read
+    doc = history[0].document()
+    assert doc == rotation("early", at=1000.0).to_dict()
+    doc["steps"].clear()  # the caller's copy: the journal is unchanged
+    assert journal.summaries()[0].document()["steps"] == rotation("early", at=1000.0).steps
 
 
 # -- cost ---------------------------------------------------------------------------------------
