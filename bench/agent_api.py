@@ -180,7 +180,7 @@ class Bench:
                 "error": "health gate failed" if status == "rolled_back" else None,
             }
             journal.save(RotationEntry.from_dict(doc))
-        self.kept = len(journal.entries())
+        self.kept = len(journal.summaries())
 
     def start_agent(self) -> None:
         log = (self.root / "agent.log").open("ab")
