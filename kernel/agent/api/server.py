@@ -96,8 +96,10 @@ class ApiServer:
 
     @classmethod
     def for_agent(cls, agent: Agent) -> ApiServer:
+        from kernel.agent.api.client import socket_path
+
         runtime = agent.runtime
-        path = runtime.config.agent.socket or runtime.layout.socket
+        path = socket_path(runtime.layout, runtime.config)
         return cls(path, Actions(agent), bus=agent.bus, audit=runtime.audit_log())
 
     # -- lifecycle --------------------------------------------------------------------------
