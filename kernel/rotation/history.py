@@ -9,9 +9,11 @@ verdict and seconds), and its JSON deflated against a preset dictionary of an en
 (about 300 bytes). :meth:`Summary.document` parses the whole document again, for the few
 entries a reader shows.
 
-The compacted history file (``rotations.json``) is read and written one entry at a time
-(:func:`scan`, :func:`dump`) for the same reason: neither a compaction nor an agent's start
-holds every entry parsed at once. :func:`dump` writes exactly what
+The compacted history file (``rotations.json``) is read :data:`CHUNK` characters at a time and
+scanned entry by entry (:func:`scan`), and written likewise (:func:`dump`), for the same reason:
+neither a compaction nor an agent's start holds the file, or every entry parsed, at once (a
+buffer of the whole file, once freed, also raises glibc's threshold for mapping large blocks
+apart, and the next ones then stay in the heap). :func:`dump` writes exactly what
 ``json.dumps(body, indent=1, sort_keys=True)`` would (the :class:`~kernel.state.StateFile`
 format), so the file does not change.
 """
@@ -23,7 +25,7 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from kernel.rotation.states import Step
@@ -79,6 +81,8 @@ _PRESET = (
 ).encode()
 _WBITS = -15  # a raw deflate stream: no header or checksum to keep per entry
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+#: What may still follow a number: at the end of what was read, the number may go on.
+_NUMBER_GOES_ON = re.compile(r"[0-9.eE+-]*\Z")
 _DECODER = json.JSONDecoder()
 
 
@@ -158,48 +162,52 @@ def ordered(summaries: Iterable[Summary]) -> list[Summary]:
 
 # -- rotations.json, one entry at a time ------------------------------------------------------
 
+#: Characters (of the compacted file) read at a time, and bytes written at a time: less than
+#: glibc's threshold for a mapping of its own, so buffers are reused and never pin the heap.
+CHUNK = 1 << 16
 
-def scan(text: str, item: Callable[[int, object, str], None]) -> dict[str, Any]:
-    """The members of the JSON object ``text`` but ``rotations``, whose items are handed to
-    ``item`` (index, value, its JSON text) one at a time instead. Raises :class:`ValueError`
-    where :func:`json.loads` would, and for a document with ``rotations`` twice."""
+
+def scan(read: Callable[[int], str], item: Callable[[int, object, str], None]) -> dict[str, Any]:
+    """The members of the JSON object that ``read`` (a text file's ``read``) gives, but
+    ``rotations``, whose items are handed to ``item`` (index, value, its JSON text) one at a
+    time instead; the text is read :data:`CHUNK` at a time, never whole. Raises
+    :class:`ValueError` where :func:`json.loads` would, and for ``rotations`` twice."""
+    text = _Reader(read)
     members: dict[str, Any] = {}
     seen = False
-    at = _skip(text, 0)
-    _expect(text, at, "{")
-    at = _skip(text, at + 1)
-    if text.startswith("}", at):
-        at += 1
+    text.expect("{")
+    if text.peek() == "}":
+        text.at += 1
     else:
         while True:
-            key, at = _DECODER.raw_decode(text, at)
+            key, _ = text.value()
             if not isinstance(key, str):
-                raise ValueError(f"a key that is not a string at {at}")
-            at = _skip(text, at)
-            _expect(text, at, ":")
-            at = _skip(text, at + 1)
-            if key == "rotations" and text.startswith("[", at):
+                raise ValueError("a key that is not a string")
+            text.expect(":")
+            if key == "rotations" and text.peek() == "[":
                 if seen:
                     raise ValueError("rotations twice")
                 seen = True
                 members.pop(key, None)
-                at = _items(text, at, item)
+                text.at += 1
+                _items(text, item)
             else:
-                members[key], at = _DECODER.raw_decode(text, at)
-            at = _skip(text, at)
-            if text.startswith("}", at):
-                at += 1
+                members[key], _ = text.value()
+            if text.peek() == "}":
+                text.at += 1
                 break
-            _expect(text, at, ",")
-            at = _skip(text, at + 1)
-    if _skip(text, at) != len(text):
-        raise ValueError(f"extra data at {at}")
+            text.expect(",")
+    if text.peek():
+        raise ValueError("extra data after the document")
     return members
 
 
-def dump(generation: str, documents: Iterable[Mapping[str, Any]], *, schema: int) -> bytes:
+def dump(
+    generation: str, documents: Iterable[Mapping[str, Any]], *, schema: int
+) -> Iterator[bytes]:
     """``{"log": generation, "rotations": [documents...], "schema": schema}`` byte for byte as
-    ``json.dumps(..., indent=1, sort_keys=True)`` plus a newline, one document at a time."""
+    ``json.dumps(..., indent=1, sort_keys=True)`` plus a newline, in chunks of about
+    :data:`CHUNK` bytes, one document at a time."""
     out = io.BytesIO()
     out.write(b'{\n "log": ' + json.dumps(generation).encode() + b',\n "rotations": [')
     first = True
@@ -207,37 +215,80 @@ def dump(generation: str, documents: Iterable[Mapping[str, Any]], *, schema: int
         text = json.dumps(doc, indent=1, sort_keys=True).replace("\n", "\n  ")
         out.write((b"\n  " if first else b",\n  ") + text.encode())
         first = False
+        if out.tell() >= CHUNK:
+            yield out.getvalue()
+            out = io.BytesIO()
     out.write(b"]" if first else b"\n ]")
     out.write(b',\n "schema": ' + json.dumps(schema).encode() + b"\n}\n")
-    return out.getvalue()
+    yield out.getvalue()
 
 
-def _items(text: str, at: int, item: Callable[[int, object, str], None]) -> int:
-    """Hand each item of the array at ``at`` to ``item``; returns the offset past it."""
-    at = _skip(text, at + 1)
-    if text.startswith("]", at):
-        return at + 1
+class _Reader:
+    """JSON text read a chunk at a time; what was consumed is dropped as it goes."""
+
+    def __init__(self, read: Callable[[int], str]) -> None:
+        self._read = read
+        self.text = ""
+        self.at = 0
+        self._eof = False
+
+    def more(self) -> bool:
+        """Read on (at least :data:`CHUNK`, more for a value longer than that); False at the
+        end of the text."""
+        if self._eof:
+            return False
+        chunk = self._read(max(CHUNK, len(self.text) - self.at))
+        if not chunk:
+            self._eof = True
+            return False
+        self.text = self.text[self.at :] + chunk
+        self.at = 0
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end)."""
+        while True:
+            match = _WHITESPACE.match(self.text, self.at)
+            self.at = match.end() if match else self.at
+            if self.at < len(self.text) or not self.more():
+                return self.text[self.at : self.at + 1]
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise ValueError(f"expected {char!r}")
+        self.at += 1
+
+    def value(self) -> tuple[object, str]:
+        """The JSON value next, and its text."""
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.at)
+            except ValueError:
+                if self.more():
+                    continue  # cut by the chunk's end
+                raise
+            if _NUMBER_GOES_ON.match(self.text, end) and self.more():
+                continue  # "-1." read so far is not -1: read on
+            source = self.text[self.at : end]
+            self.at = end
+            return value, source
+
+
+def _items(text: _Reader, item: Callable[[int, object, str], None]) -> None:
+    """Hand each item of the array being read (past its ``[``) to ``item``."""
+    if text.peek() == "]":
+        text.at += 1
+        return
     index = 0
     while True:
-        value, end = _DECODER.raw_decode(text, at)
-        item(index, value, text[at:end])
-        at = end
+        value, source = text.value()
+        item(index, value, source)
         index += 1
-        at = _skip(text, at)
-        if text.startswith("]", at):
-            return at + 1
-        _expect(text, at, ",")
-        at = _skip(text, at + 1)
-
-
-def _skip(text: str, at: int) -> int:
-    match = _WHITESPACE.match(text, at)
-    return match.end() if match else at
-
-
-def _expect(text: str, at: int, char: str) -> None:
-    if not text.startswith(char, at):
-        raise ValueError(f"expected {char!r} at {at}")
+        if text.peek() == "]":
+            text.at += 1
+            return
+        text.expect(",")
 
 
 def _started(summary: Summary) -> float:

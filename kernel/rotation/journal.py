@@ -416,26 +416,21 @@ class Journal:
                 and (self._base_entries is not None or not entries)
             ):
                 return base[1]
+            found: dict[str, Summary] | None = {} if entries else None
+            unreadable: list[tuple[int, object]] = []
+
+            def add(index: int, item: object, source: str) -> None:
+                if found is not None:
+                    entry = _validated(item)
+                    if entry is None:
+                        unreadable.append((index, item))
+                    else:
+                        found[entry.id] = summary_of(entry, item, source.encode())
+
             try:
-                text = handle.read()
-            except UnicodeDecodeError:
-                text = ""  # not for this fast path: read below as StateFile reads it
-        found: dict[str, Summary] | None = {} if entries else None
-        unreadable: list[tuple[int, object]] = []
-
-        def add(index: int, item: object, source: str) -> None:
-            if found is not None:
-                entry = _validated(item)
-                if entry is None:
-                    unreadable.append((index, item))
-                else:
-                    found[entry.id] = summary_of(entry, item, source.encode())
-
-        try:
-            members = history.scan(text, add)
-        except ValueError:
-            members = {}
-        del text
+                members = history.scan(handle.read, add)
+            except ValueError:  # UnicodeDecodeError too
+                members = {}
         if members.get("schema") != SCHEMA:  # not a plain schema-2 file: as StateFile reads it
             return self._read_base_slowly(entries)
         for index, item in unreadable:
@@ -569,7 +564,7 @@ class Journal:
         """
         generation = _new_generation()
         docs = (summary.document() for summary in kept)
-        atomic_write(self.path, history.dump(generation, docs, schema=SCHEMA))
+        atomic_write(self.path, history.dump(generation, docs, schema=SCHEMA))  # chunks
         atomic_write(self._log_path, _log_header(generation))
         try:
             sig: Signature | None = signature(os.stat(self.path))
