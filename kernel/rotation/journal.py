@@ -431,6 +431,8 @@ class Journal:
                 members = history.scan(handle.read, add)
             except ValueError:  # UnicodeDecodeError too
                 members = {}
+            except OSError as exc:
+                raise StorageError(f"cannot read {self.path}: {exc.strerror}") from None
         if members.get("schema") != SCHEMA:  # not a plain schema-2 file: as StateFile reads it
             return self._read_base_slowly(entries)
         for index, item in unreadable:
