@@ -374,6 +374,8 @@ class Agent:
                     extra={"target": key},
                 )
                 continue
+            if self._delivering.get(key) == wanted:
+                continue  # already queued or rotating to exactly these versions
             self._failed.pop(key, None)
             self._delivering[key] = wanted
             trace_id = new_trace_id()
@@ -572,7 +574,11 @@ class Agent:
             wait=self.runtime.config.agent.rotation.timeout,
             force=any(r.force for r in reasons),
         )
-        result = batch.one(target)
+        try:
+            result = batch.one(target)
+        except BaseException:
+            self._delivering.pop(target.lock_key, None)  # the next check tries again
+            raise
         self._report(target, refs, trace_id, result, time.monotonic() - started)
         self._rescan.set()  # the rotated containers carry new labels
         self._wake.set()
