@@ -119,12 +119,32 @@ class Scope:
         for container in self.ours():
             container.remove(force=True, v=True)
         for network in self.client.networks.list(filters={"label": f"{LABEL}={self.value}"}):
-            network.remove()
+            remove_network(network)
         for volume in self.client.volumes.list(filters={"label": f"{LABEL}={self.value}"}):
             volume.remove(force=True)
         for name in self.extra_volumes:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.volumes.get(name).remove(force=True)
+
+
+def remove_network(network: Any, attempts: int = 20) -> None:
+    """Remove one of our networks. Docker 20.10 may still list an endpoint of a container just
+    removed ("has active endpoints"): force those endpoints off (only ours are on it), retry."""
+    for _ in range(attempts):
+        try:
+            network.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc):
+                raise
+        network.reload()
+        for endpoint in network.attrs.get("Containers") or {}:
+            with contextlib.suppress(docker.errors.APIError):
+                network.disconnect(endpoint, force=True)
+        time.sleep(0.25)
+    network.remove()
 
 
 @pytest.fixture
