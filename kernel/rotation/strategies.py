@@ -30,6 +30,7 @@ health gate or a veto.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -46,7 +47,7 @@ from kernel.labels import OWNER_LABEL, RELOAD_SIGNAL_LABEL, ROTATION_LABEL
 from kernel.rotation import fault
 from kernel.rotation.files import FileDelivery, SecretFiles
 from kernel.rotation.journal import Journal, RotationEntry
-from kernel.rotation.model import Outcome, Plan, RotationObserver
+from kernel.rotation.model import Changes, Outcome, Plan, RotationObserver
 from kernel.rotation.states import SEQUENCES, RotationStatus, Step, Strategy, can_step
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ class RotationRun:
             retries=self.settings.health_retries,
             container=container,
         )
+        report = _redacted(report, self.plan.changes)
         self.entry.health = report.to_dict()
         telemetry.emit(
             "health_gate",
@@ -445,3 +447,24 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return f"internal error: {type(exc).__name__}"
+
+
+#: Values shorter than this are not searched for in a health check's output (a "1" or "on"
+#: would blank out unrelated text and reveal nothing).
+_REDACT_MIN = 4
+
+
+def _redacted(report: HealthReport, changes: Changes) -> HealthReport:
+    """The report with the values this rotation delivers masked in the probe's output and in
+    the reason quoting it: an app that prints its configuration when a health check fails (or
+    its logs, when it stops) must not carry a secret into the journal, the logs, ``status`` or
+    the event stream."""
+    output, reason = report.last_output, report.reason
+    for value in (*changes.env.values(), *changes.files.values()):
+        text = value.reveal().decode("utf-8", "replace")
+        if len(text) >= _REDACT_MIN:
+            output = output.replace(text, "***")
+            reason = reason.replace(text, "***")
+    if (output, reason) == (report.last_output, report.reason):
+        return report
+    return dataclasses.replace(report, last_output=output, reason=reason)

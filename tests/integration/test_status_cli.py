@@ -26,9 +26,11 @@ pytestmark = pytest.mark.integration
 __all__ = ["agent", "project"]
 
 CANARY = "CANARY-status-3c9d"
-#: Serves $MSG; a container whose MSG is "crash" exits at once (its health gate fails).
+CRASH_CANARY = "CANARY-crash-77e1"
+#: Serves $MSG; a container whose MSG starts with "crash" prints it and exits at once (its
+#: health gate fails, and the logs it quotes hold the secret: dso must mask it).
 WEB_SH = r"""
-[ "$MSG" = crash ] && exit 3
+case "$MSG" in crash*) echo "config: MSG=$MSG"; exit 3;; esac
 mkdir -p /www
 echo "$MSG" > /www/index.html
 exec httpd -f -p 80 -h /www
@@ -91,7 +93,7 @@ def test_status_live_from_the_agent_then_from_the_state_files_once_it_stopped(
     wait_until(lambda: serving(web) == f"{CANARY}\n", timeout=60)
     running.wait_for("Rotation complete: dso://app/msg")
     # A new container that exits at once: its health gate fails, it is rolled back.
-    project.set_secret("app/msg", "crash")
+    project.set_secret("app/msg", f"crash-{CRASH_CANARY}")
     running.wait_for("Rotation failed", timeout=60)
     # Three more checks (1 s polling): the versions that failed are not tried again.
     time.sleep(3.5)
@@ -179,3 +181,10 @@ def test_status_live_from_the_agent_then_from_the_state_files_once_it_stopped(
     assert human.returncode == 10 and "agent: NOT RUNNING" in human.stdout
     for text in [*project.outputs, running.text()]:
         assert CANARY not in text
+        assert CRASH_CANARY not in text
+    failed_gate = doc["observability"]["health_checks"][0]
+    assert "config: MSG=***" in failed_gate["output"]  # the app's words, its secret masked
+    state = home / "state"
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert CRASH_CANARY.encode() not in path.read_bytes(), path
