@@ -7,33 +7,20 @@ from typing import TYPE_CHECKING
 import click
 
 from kernel.cli.app import Application, pass_app
+from kernel.cli.modes import MODES, layout_for, mode_option
 from kernel.errors import AgentError
 
 if TYPE_CHECKING:
     from kernel.agent.daemon import Agent
-    from kernel.paths import Layout
     from kernel.runtime import Runtime
 
-MODES = ("local", "agent")
-
-
-def _layout(app: Application, mode: str | None) -> Layout:
-    if mode == "agent":
-        from kernel.paths import agent_layout
-
-        return agent_layout()
-    return app.layout
+__all__ = ["MODES", "agent"]
 
 
 @click.group("agent", invoke_without_command=True)
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    envvar="DSO_MODE",
-    default="local",
-    show_default=True,
-    help="local: this user's ~/.dso ($DSO_HOME); agent: the host's /etc/dso and /var/lib/dso "
-    "(the systemd service, as root).",
+@mode_option(
+    "local: this user's ~/.dso ($DSO_HOME); agent: the host's /etc/dso and /var/lib/dso "
+    "(the systemd service, as root)."
 )
 @click.pass_context
 def agent(ctx: click.Context, mode: str) -> None:
@@ -85,7 +72,7 @@ def stop(ctx: click.Context, app: Application, timeout: float) -> None:
 
     from kernel.agent.instance import InstanceLock
 
-    layout = _layout(app, ctx.meta.get("dso.agent.mode"))
+    layout = layout_for(app, ctx.meta.get("dso.agent.mode"))
     lock = InstanceLock(layout.state)
     pid = lock.holder()
     if pid is None:
@@ -105,7 +92,7 @@ def _run(app: Application, mode: str) -> None:
     from kernel.agent.daemon import Agent
     from kernel.runtime import Runtime
 
-    runtime = Runtime.load(_layout(app, mode), app.config_path)
+    runtime = Runtime.load(layout_for(app, mode), app.config_path)
     _configure_logging(app, runtime)
     daemon = Agent(runtime)
 

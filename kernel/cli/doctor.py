@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kernel.cli.agent import MODES, _layout
 from kernel.cli.app import Application, pass_app
+from kernel.cli.modes import layout_for, mode_option
 from kernel.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -27,14 +27,9 @@ _MARK = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
     "the root cause and the fix of each finding.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stdout only).")
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    envvar="DSO_MODE",
-    default="local",
-    show_default=True,
-    help="Which installation: local (~/.dso, $DSO_HOME) or agent (the host's /etc/dso, "
-    "/var/lib/dso, /run/dso), as for `dso agent --mode`.",
+@mode_option(
+    "Which installation: local (~/.dso, $DSO_HOME) or agent (the host's /etc/dso, "
+    "/var/lib/dso, /run/dso), as for `dso agent --mode`."
 )
 @pass_app
 def doctor(app: Application, level: str, as_json: bool, mode: str) -> None:
@@ -56,7 +51,7 @@ def doctor(app: Application, level: str, as_json: bool, mode: str) -> None:
     """
     from kernel.doctor import Context, Level, run_checks
 
-    ctx = Context(_layout(app, mode), level=Level(level), config_path=app.config_path)
+    ctx = Context(layout_for(app, mode), level=Level(level), config_path=app.config_path)
     report = run_checks(ctx)
     if as_json:
         app.out_json(report.to_dict())

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 CLICK_ENV = frozenset(
     {"DSO_CONFIG", "DSO_CONFIG_PATH", "DSO_LOG_LEVEL", "DSO_VERSION", "DSO__CLICK_DEFAULT_HELP"}
 )
-#: ``--mode``'s choices (kernel.cli.agent.MODES, which imports click).
+#: ``--mode``'s choices (kernel.cli.modes.MODES, which imports click).
 MODES = ("local", "agent")
 #: click's exit code for a broken pipe on stdout (it swallows EPIPE, then exits 1).
 _BROKEN_PIPE = 1

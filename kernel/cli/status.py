@@ -12,13 +12,13 @@ of :mod:`kernel.config.agent_socket` while the configuration file is unchanged; 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from kernel.cli.agent import MODES, _layout
 from kernel.cli.app import Application, pass_app
+from kernel.cli.modes import layout_for, mode_option
 from kernel.errors import AgentUnavailableError, DSOError
 
 if TYPE_CHECKING:
@@ -27,19 +27,11 @@ if TYPE_CHECKING:
     from kernel.agent.api.client import AgentClient
     from kernel.paths import Layout
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def _mode_option(func: F) -> F:
-    return click.option(
-        "--mode",
-        type=click.Choice(MODES),
-        envvar="DSO_MODE",
-        default="local",
-        show_default=True,
-        help="Which installation's agent: local (~/.dso, $DSO_HOME) or agent (the host's, "
-        "/run/dso/agent.sock), as for `dso agent --mode`.",
-    )(func)
+_mode_option = mode_option(
+    "Which installation's agent: local (~/.dso, $DSO_HOME) or agent (the host's, "
+    "/run/dso/agent.sock), as for `dso agent --mode`."
+)
 
 
 @click.command("status")
@@ -71,7 +63,7 @@ def status(app: Application, as_json: bool, watch: bool, mode: str) -> None:
       docker dso status --watch
       sudo docker dso status --mode agent
     """
-    layout = _layout(app, mode)
+    layout = layout_for(app, mode)
     client = _client(app, layout)
     try:
         doc = client.call("status")
@@ -119,7 +111,7 @@ def events(
       docker dso events --type rotation --type health_gate
       docker dso events --json --since-history | jq -c 'select(.type == "rotation")'
     """
-    layout = _layout(app, mode)
+    layout = layout_for(app, mode)
     client = _client(app, layout)
     wanted = sorted({t.strip() for given in types for t in given.split(",") if t.strip()})
     params: dict[str, Any] = {"history": history}

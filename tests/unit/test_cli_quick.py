@@ -234,7 +234,7 @@ def test_the_quick_path_knows_every_variable_click_reads_for_status() -> None:
 
 
 def test_the_modes_are_the_agent_commands() -> None:
-    from kernel.cli.agent import MODES
+    from kernel.cli.modes import MODES
 
     assert quick.MODES == MODES
 
