@@ -79,14 +79,21 @@ class Stream:
         if self.on_close is not None:
             self.on_close()
 
-    def __iter__(self) -> Iterator[Event]:
-        """The events, until the stream is closed and everything it held was handed out."""
+    def follow(
+        self, keepalive: float, stopping: Callable[[], bool] = lambda: False
+    ) -> Iterator[Event | None]:
+        """The events until the stream is closed (or ``stopping()``) and has handed out every
+        event it still held; ``None`` after each ``keepalive`` seconds without one."""
         while True:
-            event = self.next(1.0)
+            event = self.next(keepalive)
+            if event is None and (self.closed or stopping()):
+                return
+            yield event
+
+    def __iter__(self) -> Iterator[Event]:
+        for event in self.follow(1.0):
             if event is not None:
                 yield event
-            elif self.closed:
-                return
 
 
 class EventBus:

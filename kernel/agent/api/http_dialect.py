@@ -204,13 +204,8 @@ def _stream(conn: Connection, h: h11.Connection, answer: Answer) -> None:
     stream = answer.stream
     assert stream is not None
     try:
-        # Until the stream is closed (the client left, the agent stops) and has handed out
-        # every event it still held.
-        while True:
-            event = stream.next(KEEPALIVE)
+        for event in stream.follow(KEEPALIVE, lambda: conn.stopping):
             if event is None:
-                if stream.closed or conn.stopping:
-                    break
                 chunk = b": keepalive\n\n"
             else:
                 text = json.dumps(event, separators=(",", ":"), default=str)

@@ -129,15 +129,9 @@ def _stream(conn: Connection, answer: Answer) -> None:
     stream = answer.stream
     assert stream is not None
     try:
-        # Until the stream is closed (the client left, the agent stops) and has handed out
-        # every event it still held.
-        while True:
-            event = stream.next(KEEPALIVE)
-            if event is None:
-                if stream.closed or conn.stopping:
-                    break
-                event = {"type": "keepalive", "ts": round(time.time(), 3)}
-            conn.wire.send(_encode(event))
+        for event in stream.follow(KEEPALIVE, lambda: conn.stopping):
+            line = event or {"type": "keepalive", "ts": round(time.time(), 3)}
+            conn.wire.send(_encode(line))
     except Closed:
         pass
     finally:
