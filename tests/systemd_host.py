@@ -54,6 +54,18 @@ RUN_FLAGS = (
 )
 
 
+#: Where a ``source`` host sees this checkout and the venv's site-packages (read-only).
+SOURCE_DIR = "/opt/dso-src"
+SITE_DIR = "/opt/dso-site"
+
+
+def site_packages() -> str:
+    """The site-packages directory of the Python running the tests (the project's venv)."""
+    import sysconfig
+
+    return sysconfig.get_paths()["purelib"]
+
+
 class TestHostError(Exception):
     """A test host could not be built, booted or did not do what was asked; the message carries
     the command's output."""
@@ -102,8 +114,10 @@ class TestHost:
 
     __test__ = False
 
-    def __init__(self, image: str) -> None:
+    def __init__(self, image: str, *, source: bool = False) -> None:
         self.image = image
+        #: Mount this checkout and the venv's packages read-only (see :meth:`install_source`).
+        self.source = source
         self.name = f"dsotesthost-{secrets.token_hex(4)}"
         self.volume = f"{self.name}-docker"
         #: Seconds measured by start() ("start") and the last reboot() ("reboot").
@@ -124,11 +138,16 @@ class TestHost:
         began = time.monotonic()
         self._created = True
         docker("volume", "create", "--label", LABEL, self.volume)
+        mounts: tuple[str, ...] = ()
+        if self.source:
+            mounts = ("-v", f"{REPO}:{SOURCE_DIR}:ro", "-v", f"{site_packages()}:{SITE_DIR}:ro")
         docker(
             "run", "-d", "--name", self.name, "--hostname", self.name, "--label", LABEL,
-            *RUN_FLAGS, "-v", f"{self.volume}:/var/lib/docker", self.image,
+            *RUN_FLAGS, *mounts, "-v", f"{self.volume}:/var/lib/docker", self.image,
         )  # fmt: skip
         self.wait_ready()
+        if self.source:
+            self.install_source()
         self.timings["start"] = time.monotonic() - began
         return self.timings["start"]
 
@@ -273,9 +292,42 @@ class TestHost:
         if saved != 0 or load.returncode != 0:
             raise TestHostError(f"loading {name} into {self.name} failed:\n{errors}{output}")
 
+    def install_source(self) -> None:
+        """``/usr/local/bin/dso`` and the Docker CLI plugin ``docker-dso`` as wrappers that run
+        this checkout with the host's python3 (same 3.11 ABI as the venv whose packages are
+        mounted): dso from source, for tests that do not need the frozen release."""
+        self.sh(
+            f"""
+            mkdir -p /usr/local/lib/docker/cli-plugins
+            cat > /usr/local/bin/dso <<'WRAPPER'
+#!/bin/sh
+PYTHONPATH={SOURCE_DIR}:{SITE_DIR} exec python3 -c \
+    'import sys; sys.argv[0] = "dso"; from kernel.cli.main import main; main()' "$@"
+WRAPPER
+            cat > /usr/local/lib/docker/cli-plugins/docker-dso <<'WRAPPER'
+#!/bin/sh
+PYTHONPATH={SOURCE_DIR}:{SITE_DIR} exec python3 -c \
+    'import sys; sys.argv[0] = "docker-dso"; from kernel.cli.docker_plugin import main; main()' "$@"
+WRAPPER
+            chmod 755 /usr/local/bin/dso /usr/local/lib/docker/cli-plugins/docker-dso
+            """
+        )
+
     def journal(self, unit: str, *args: str) -> str:
         """`journalctl -u unit` (no pager) with extra arguments; its output."""
         return self.exec("journalctl", "-u", unit, "--no-pager", *args).stdout
+
+
+@pytest.fixture(scope="module", name="source_test_host")
+def source_test_host_fixture() -> Iterator[TestHost]:
+    """A booted test host for the module running dso from this checkout (``dso`` and ``docker
+    dso`` work; :meth:`TestHost.install_source`)."""
+    host = TestHost(build_image(), source=True)
+    try:
+        host.start()
+        yield host
+    finally:
+        host.stop()
 
 
 @pytest.fixture(scope="module", name="test_host")
