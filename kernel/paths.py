@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +85,37 @@ def agent_layout() -> Layout:
         snapshots=lib / "snapshots",
         run=Path("/run/dso"),
     )
+
+
+#: Picks the installation (``local`` or ``agent``) for commands without ``--mode``.
+MODE_ENV = "DSO_MODE"
+MODES = ("local", "agent")
+
+
+def installation_mode(
+    config_path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Which installation a command works on when ``--mode`` is not given.
+
+    ``$DSO_MODE`` when set; else ``local`` when ``$DSO_HOME`` is set; else ``agent`` when the
+    configuration in use is the host agent's (``-c /etc/dso/dso.yaml``, or none given and that
+    file exists: the spec's lookup order puts it first); else ``local``. So on a bootstrapped
+    host ``sudo docker dso up -d`` labels its containers for the host agent, and ``docker dso
+    status`` asks the host agent, while a user with their own ``$DSO_HOME`` keeps their own.
+    """
+    env = os.environ if environ is None else environ
+    chosen = env.get(MODE_ENV, "")
+    if chosen in MODES:
+        return chosen
+    if env.get("DSO_HOME"):
+        return "local"
+    system_config = agent_layout().config
+    if config_path is not None:
+        same = Path(config_path).expanduser().absolute() == system_config
+        return "agent" if same else "local"
+    return "agent" if system_config.exists() else "local"
+
+
+def layout_of(mode: str) -> Layout:
+    """The layout of ``mode``'s installation."""
+    return agent_layout() if mode == "agent" else local_layout()

@@ -70,9 +70,9 @@ class Application:
 
     @cached_property
     def layout(self) -> Layout:
-        from kernel.paths import local_layout
+        from kernel.paths import installation_mode, layout_of
 
-        return local_layout()
+        return layout_of(installation_mode(self.config_path))
 
     def open_runtime(self) -> Runtime:
         """A :class:`~kernel.runtime.Runtime` on this invocation's layout and configuration

@@ -32,7 +32,7 @@ _MARK = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
     "/var/lib/dso, /run/dso), as for `dso agent --mode`."
 )
 @pass_app
-def doctor(app: Application, level: str, as_json: bool, mode: str) -> None:
+def doctor(app: Application, level: str, as_json: bool, mode: str | None) -> None:
     """Check this installation: Docker, Compose, configuration, directories, the agent,
     systemd, provider programs, tmpfs, state files, rotations, orphans and locks.
 

@@ -25,18 +25,19 @@ def mode_option(help: str) -> Callable[[F], F]:
             "--mode",
             type=click.Choice(MODES),
             envvar="DSO_MODE",
-            default="local",
-            show_default=True,
-            help=help,
+            default=None,
+            help=help + " Default: agent when the configuration in use is /etc/dso/dso.yaml "
+            "(and DSO_HOME is unset), else local.",
         )(func)
 
     return decorate
 
 
 def layout_for(app: Application, mode: str | None) -> Layout:
-    """The layout of ``mode``'s installation (local: the application's, ``$DSO_HOME``)."""
-    if mode == "agent":
-        from kernel.paths import agent_layout
+    """The layout of ``mode``'s installation; without one, the application's (``agent`` when
+    the configuration in use is the host agent's: :func:`kernel.paths.installation_mode`)."""
+    if mode is None:
+        return app.layout
+    from kernel.paths import layout_of
 
-        return agent_layout()
-    return app.layout
+    return layout_of(mode)

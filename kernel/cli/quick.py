@@ -47,9 +47,11 @@ def quick_run(argv: Sequence[str]) -> int | None:
     """The exit code of ``argv`` answered here, or None: the full CLI must run it."""
     if list(argv) != ["status", "--json"] or sys.stdout is None or _click_reads_env():
         return None
-    mode = os.environ.get("DSO_MODE", "local")
-    if mode not in MODES:
+    if os.environ.get("DSO_MODE", "local") not in MODES or "DSO_CONFIG" in os.environ:
         return None
+    from kernel.paths import installation_mode
+
+    mode = installation_mode()
     try:
         doc = _status(mode)
     except KeyboardInterrupt:

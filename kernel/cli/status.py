@@ -43,7 +43,7 @@ _mode_option = mode_option(
 )
 @_mode_option
 @pass_app
-def status(app: Application, as_json: bool, watch: bool, mode: str) -> None:
+def status(app: Application, as_json: bool, watch: bool, mode: str | None) -> None:
     """Show what the agent knows, live or from its state files.
 
     Runtime, providers, cache, managed containers, rotations (in progress, awaiting operator
@@ -97,7 +97,7 @@ def status(app: Application, as_json: bool, watch: bool, mode: str) -> None:
 @_mode_option
 @pass_app
 def events(
-    app: Application, as_json: bool, types: tuple[str, ...], history: bool, mode: str
+    app: Application, as_json: bool, types: tuple[str, ...], history: bool, mode: str | None
 ) -> None:
     """Follow the agent's events as they happen, one line each, until Ctrl-C.
 
