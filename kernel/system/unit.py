@@ -72,8 +72,10 @@ LimitNOFILE=65535
 UMask=0077
 
 # Directories systemd creates (and keeps writable under ProtectSystem=strict).
+# 0755: systemd sets it root:root at every start; members of group dso reach the socket
+# (0660 root:dso) through it. Nothing in it is readable but by its owners (secrets/ is 0700).
 RuntimeDirectory=dso
-RuntimeDirectoryMode=0750
+RuntimeDirectoryMode=0755
 # The containers' secret files live in /run/dso/secrets: never delete them at stop or restart.
 RuntimeDirectoryPreserve=yes
 StateDirectory=dso
