@@ -1,18 +1,29 @@
-"""Logging setup: text or JSON lines on stderr, syslog priority prefixes under journald.
+"""Logging setup: text or JSON lines on stderr, or journald's native protocol for the agent.
 
-When stderr is the journal (systemd sets ``JOURNAL_STREAM`` to its ``dev:inode``), every line
-starts with ``<N>`` so ``journalctl -p err`` filters by level. Messages never carry secret
-values: pass :class:`~kernel.secret_value.SecretValue` objects and they print masked.
+On a terminal: ``[LEVEL] logger: message key=value…`` (or one JSON object per line). When the
+agent runs under systemd (:func:`under_systemd`), each record is one journal entry with its
+syslog priority and ``DSO_*`` fields (:mod:`kernel.journald`); when that is not possible,
+stderr lines start with ``<N>`` while stderr is the journal (systemd sets ``JOURNAL_STREAM`` to
+its ``dev:inode``), so ``journalctl -p err`` filters by level either way. Messages never carry
+secret values: pass :class:`~kernel.secret_value.SecretValue` objects and they print masked
+(in ``extra=`` context too).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import logging.handlers
 import os
+import stat
 import sys
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, Any
+
+from kernel.secret_value import MASK, SecretValue
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -50,7 +61,38 @@ def stderr_is_journal(stream: IO[str] | None = None) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def _context(record: logging.LogRecord) -> dict[str, Any]:
+#: journald's socket for the native protocol (libsystemd's fixed path).
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+
+
+def under_systemd(
+    stream: IO[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    socket: Path | None = None,
+) -> bool:
+    """True when journald's native protocol is the way to log: its socket exists and stderr is
+    the journal stream, or systemd started this process (``INVOCATION_ID``) with stderr
+    elsewhere (``StandardError=file:…``)."""
+    env = os.environ if environ is None else environ
+    path = JOURNAL_SOCKET if socket is None else socket
+    try:
+        if not stat.S_ISSOCK(path.stat().st_mode):
+            return False
+    except OSError:
+        return False
+    return stderr_is_journal(stream) or bool(env.get("INVOCATION_ID"))
+
+
+def context_value(value: object) -> str:
+    """A context value as text; a :class:`SecretValue` only ever as its mask."""
+    if isinstance(value, SecretValue):
+        return MASK
+    return str(value)
+
+
+def context(record: logging.LogRecord) -> dict[str, Any]:
+    """What was passed through ``extra=`` (the record's own attributes left out)."""
     return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
 
 
@@ -69,9 +111,9 @@ class TextFormatter(logging.Formatter):
         if self.timestamps:
             parts.append(time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + " ")
         parts.append(f"[{record.levelname}] {record.name}: {record.getMessage()}")
-        ctx = _context(record)
+        ctx = context(record)
         if ctx:
-            parts.append(" " + " ".join(f"{k}={v}" for k, v in sorted(ctx.items())))
+            parts.append(" " + " ".join(f"{k}={context_value(v)}" for k, v in sorted(ctx.items())))
         if record.exc_info:
             parts.append("\n" + self.formatException(record.exc_info))
         return "".join(parts)
@@ -91,7 +133,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        doc.update({k: str(v) for k, v in _context(record).items()})
+        doc.update({k: context_value(v) for k, v in context(record).items()})
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         line = json.dumps(doc, ensure_ascii=False)
@@ -100,28 +142,82 @@ class JSONFormatter(logging.Formatter):
         return line
 
 
+def formatter(fmt: str, *, journal: bool = False, timestamps: bool = False) -> logging.Formatter:
+    """The formatter of ``logging.format`` (``text`` or ``json``)."""
+    if fmt == "json":
+        return JSONFormatter(journal=journal)
+    return TextFormatter(journal=journal, timestamps=timestamps)
+
+
 def configure(
     level: str = "warning",
     *,
     fmt: str = "text",
     stream: IO[str] | None = None,
     journal: bool | None = None,
+    journald: str | None = None,
 ) -> logging.Handler:
-    """Install one stderr handler on the ``dso`` logger tree and return it."""
+    """Install one handler on the ``dso`` logger tree and return it.
+
+    ``journald``: the ``SYSLOG_IDENTIFIER`` to log under through journald's native protocol
+    when :func:`under_systemd` (the agent passes ``dso-agent``); stderr stays the fallback, for
+    records journald refuses and when ``cysystemd`` cannot be imported (said once). ``None``
+    (the CLI): stderr only.
+    """
     stream = stream if stream is not None else sys.stderr
     if journal is None:
         journal = stderr_is_journal(stream)
-    handler = logging.StreamHandler(stream)
-    if fmt == "json":
-        handler.setFormatter(JSONFormatter(journal=journal))
-    else:
-        handler.setFormatter(TextFormatter(journal=journal))
+    handler: logging.Handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(fmt, journal=journal))
+    unavailable = None
+    if journald is not None and under_systemd(stream):
+        from kernel.journald import JournaldHandler
+
+        try:
+            handler = JournaldHandler.create(journald, formatter(fmt), fallback=handler)
+        except ImportError as exc:
+            unavailable = exc
     root = logging.getLogger("dso")
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    if unavailable is not None:
+        root.warning(
+            "journald: cysystemd cannot be imported (%s): logging to stderr instead", unavailable
+        )
+    return handler
+
+
+class RotatingLogFile(logging.handlers.RotatingFileHandler):
+    """``logging.file``: appends, and when a line would grow the file past ``max_bytes``,
+    renames it ``<path>.1`` (older copies shift up to ``.<backups>``) and starts a new one.
+    The file is created with ``mode`` and an existing one is brought back to it."""
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int, mode: int = 0o640) -> None:
+        self.file_mode = mode
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+
+    def _open(self) -> io.TextIOWrapper:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(self.baseFilename, flags, self.file_mode)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) != self.file_mode:
+                os.fchmod(fd, self.file_mode)
+        except OSError:
+            pass  # not ours to change: written as it is
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def log_file(
+    path: Path, *, max_bytes: int, backups: int, fmt: str = "text", mode: int = 0o640
+) -> RotatingLogFile:
+    """A :class:`RotatingLogFile` at ``path`` (its directory created, ``mode`` plus the
+    search bits: 0750 for 0640), lines with timestamps."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=mode | ((mode & 0o440) >> 2))
+    handler = RotatingLogFile(path, max_bytes=max_bytes, backups=backups, mode=mode)
+    handler.setFormatter(formatter(fmt, timestamps=True))
     return handler
 
 

@@ -30,6 +30,7 @@ from kernel.labels import COMPOSE_PROJECT_LABEL
 from kernel.log import get_logger
 from kernel.reference import Delivery, parse_reference
 from kernel.rotation.files import SecretFiles
+from kernel.rotation.targets import lock_key_of, log_context
 
 if TYPE_CHECKING:
     import docker
@@ -74,7 +75,7 @@ def redeliver(
                 "%s: cannot write its secret files again: %s",
                 view.name,
                 exc.message,
-                extra={"target": view.name},
+                extra={"target": view.name, **log_context(view.name, lock_key_of(view))},
             )
             continue
         done.append(view.name)
@@ -82,6 +83,7 @@ def redeliver(
             "recovery: %s had lost its secret files (host restarted?): written again at the "
             "versions it was given",
             view.name,
+            extra=log_context(view.name, lock_key_of(view)),
         )
         if _should_run(view):
             ensure_running(client, view)

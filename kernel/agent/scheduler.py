@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kernel.log import get_logger
+from kernel.rotation.targets import log_context
 
 if TYPE_CHECKING:
     from kernel.rotation.targets import Target
@@ -101,7 +102,7 @@ class Scheduler:
                 log.debug(
                     "Rotation debounce: %g second window",
                     0.0 if now else self.window,
-                    extra={"target": key, "trace_id": reason.trace_id},
+                    extra={"target": key, "trace_id": reason.trace_id, **log_context(None, key)},
                 )
             elif now and waiting.due > self._clock():
                 # An operator's "now" does not wait for the window of a change noticed before.

@@ -190,6 +190,8 @@ class LoggingConfig:
     level: str = default("logging.level")
     format: str = default("logging.format")
     file: Path | None = field(default_factory=partial(default, "logging.file"))
+    max_size: int = default("logging.max_size")
+    backups: int = default("logging.backups")
 
 
 @dataclass(frozen=True, slots=True)

@@ -370,7 +370,24 @@ _LOGGING = Field(
         Field(
             "file",
             FieldType.PATH,
-            "Also append log lines to this file (journald already keeps the agent's stderr).",
+            "Also append log lines, with timestamps, to this file (e.g. "
+            "`/var/log/dso/agent.log`; journald already keeps the agent's logs). Created "
+            "0640 by the host agent, 0600 in local mode, its directory 0750/0700.",
+        ),
+        Field(
+            "max_size",
+            FieldType.SIZE,
+            "When a line would grow `file` past this size, it is renamed to `<file>.1` (older "
+            "copies shift up to `.<backups>`) and a new file is started.",
+            default="10Mi",
+            minimum=4096,
+        ),
+        Field(
+            "backups",
+            FieldType.INT,
+            "Rotated copies of `file` kept (`<file>.1` … `<file>.<backups>`).",
+            default=3,
+            minimum=1,
         ),
     ),
 )

@@ -43,6 +43,7 @@ from kernel.rotation.model import Outcome, RotationObserver
 from kernel.rotation.targets import (
     Target,
     compose_identity,
+    log_context,
     service_containers,
     version_spread,
 )
@@ -228,11 +229,15 @@ class Batch:
             self._sweep(engine.client, views)
             memo = MemoResolver(self.resolver)
             count = memo.prefetch(views)
+            context = log_context(None, target.lock_key)
+            if s.trace_id:
+                context["trace_id"] = s.trace_id
             log.debug(
                 "%s: %d containers, %d references resolved in one batch",
                 target.name,
                 len(views),
                 count,
+                extra=context,
             )
             fetch = label_fetch(memo, force=s.force, hasher=self.hasher)
             for index, view in enumerate(views):

@@ -48,7 +48,12 @@ from kernel.rotation.model import Changes, Fetch, NullObserver, Outcome, Plan, R
 from kernel.rotation.recovery import Recovered, converge, guarding_lock
 from kernel.rotation.states import Strategy
 from kernel.rotation.strategies import RotationRun, Settings, TraceLog
-from kernel.rotation.targets import compose_identity, container_lock_key, lock_key_of
+from kernel.rotation.targets import (
+    compose_identity,
+    container_lock_key,
+    lock_key_of,
+    log_context,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -219,7 +224,11 @@ class RotationEngine:
                     "recovery: converging unfinished rotation %s of %s first",
                     pending.id,
                     pending.target,
-                    extra={"trace_id": pending.trace_id, "rotation": pending.id},
+                    extra={
+                        "trace_id": pending.trace_id,
+                        "rotation": pending.id,
+                        **log_context(pending.target, pending.lock_key),
+                    },
                 )
                 done.append(converge(self.client, self.journal, pending, clock=self.clock))
         return done
@@ -250,7 +259,15 @@ class RotationEngine:
             raise RotationError(f"{name} is not guarded by the lock {lock.target}")
         trace_id = trace_id or new_trace_id()
         rotation_id = secrets.token_hex(4)
-        trace = TraceLog(log, {"trace_id": trace_id, "rotation": rotation_id, "target": name})
+        trace = TraceLog(
+            log,
+            {
+                "trace_id": trace_id,
+                "rotation": rotation_id,
+                "target": name,
+                **log_context(name, lock.target),
+            },
+        )
         changes = fetch(view)
         if not changes and not force:
             trace.info("%s is up to date", name)

@@ -26,6 +26,7 @@ from pathlib import Path
 from kernel import telemetry
 from kernel.errors import RotationBusyError, StorageError
 from kernel.log import get_logger
+from kernel.rotation.targets import log_context
 
 #: Seconds of waiting that count as contention (spec: "slow acquisitions (>1s)").
 CONTENTION_THRESHOLD = 1.0
@@ -97,7 +98,11 @@ class TargetLocks:
                     "lock contention: waited %.2fs for the rotation lock of %s",
                     waited,
                     subject or target,
-                    extra={"target": target, "waited": round(waited, 3)},
+                    extra={
+                        "target": target,
+                        "waited": round(waited, 3),
+                        **log_context(None, target),
+                    },
                 )
                 telemetry.emit(
                     "lock_contention",

@@ -54,6 +54,7 @@ from kernel.rotation.targets import (
     Target,
     compose_identity,
     container_lock_key,
+    log_context,
     service_lock_key,
     service_of_lock_key,
 )
@@ -146,7 +147,12 @@ def converge(
         entry.target,
         action,
         reason,
-        extra={"trace_id": entry.trace_id, "rotation": entry.id, "target": entry.target},
+        extra={
+            "trace_id": entry.trace_id,
+            "rotation": entry.id,
+            "target": entry.target,
+            **log_context(entry.target, entry.lock_key),
+        },
     )
     return Recovered(entry.target, entry.id, action, status.value, reason)
 

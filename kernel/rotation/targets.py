@@ -53,6 +53,17 @@ def service_of_lock_key(key: str) -> tuple[str, str] | None:
     return (project, service) if dot and project and service else None
 
 
+def log_context(container: str | None, lock_key: str | None) -> dict[str, str]:
+    """The ``extra=`` context that names what a log line is about: ``container``, and the
+    compose ``project`` and ``service`` its lock key names (journald: ``DSO_CONTAINER``,
+    ``DSO_PROJECT``, ``DSO_SERVICE``)."""
+    context = {"container": container} if container else {}
+    identity = service_of_lock_key(lock_key) if lock_key else None
+    if identity is not None:
+        context["project"], context["service"] = identity
+    return context
+
+
 def compose_identity(view: ContainerView) -> tuple[str, str] | None:
     """``(project, service)`` of a compose container, None for any other container."""
     labels = view.labels
