@@ -39,6 +39,7 @@ from kernel.agent.metrics import AgentMetrics
 from kernel.agent.observability import Observability
 from kernel.agent.redeliver import redeliver
 from kernel.agent.scheduler import Reason, Scheduler
+from kernel.agent.service_manager import ServiceManager
 from kernel.agent.status_file import RuntimeFile
 from kernel.agent.status_file import boot_id as _boot_id
 from kernel.errors import DSOError
@@ -47,6 +48,7 @@ from kernel.labels import REFS_LABEL
 from kernel.log import get_logger
 from kernel.protocol import SecretRef
 from kernel.reference import parse_reference
+from kernel.rotation.targets import log_context
 
 if TYPE_CHECKING:
     import docker
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 log = get_logger("agent")
 #: Seconds between two looks at what no event announces (a provider restarted by its host).
 HOUSEKEEPING = 2.0
+#: Longest wait after start-up for the event stream before READY=1 is sent anyway.
+READY_WAIT = 10.0
 #: Docker container actions after which the managed set is scanned again.
 _RESCAN_ACTIONS = frozenset({"start", "die", "destroy", "create", "rename"})
 #: Reasons that name a rotation's trigger (else it is a change the agent noticed: ``watch``).
@@ -93,6 +97,8 @@ class Agent:
         self.connect = connect or docker_connect
         self.use_events = events
         self.stop_event = threading.Event()
+        #: sd_notify (READY, STATUS, watchdog): a no-op outside a systemd unit.
+        self.service = ServiceManager()
         self.checker = VersionChecker(runtime)
         self.instance = InstanceLock(runtime.layout.state)
         self.runtime_file = RuntimeFile(runtime.layout.state)
@@ -151,6 +157,7 @@ class Agent:
                 )
             if previous.get("boot_id") and previous.get("boot_id") != _boot_id():
                 log.info("the host was restarted since the previous agent ran")
+            self.service.status("recovering interrupted rotations")
             resume = self._recover()
             self._set_managed(scan_managed(self._client, runtime.journal.owner))
             redeliver(runtime, self._client, self.managed)  # a reboot emptied the tmpfs
@@ -176,16 +183,44 @@ class Agent:
     def run(self, reload: Callable[[], None] | None = None) -> None:
         """:meth:`start`, then serve until :meth:`stop`, then shut down. ``reload`` is called
         (on this thread) after :meth:`request_reload` (SIGHUP)."""
-        self.start()
+        try:
+            self.start()
+        except DSOError as exc:
+            self.service.status(f"failed to start: {exc.message}")
+            raise
+        # Recovery has run, Docker answered, the socket listens; once the event stream is up
+        # too (moments later), `health` answers ok: systemd may start what needs the agent.
+        deadline = time.monotonic() + READY_WAIT
+        while self.health() and time.monotonic() < deadline and not self.stop_event.is_set():
+            self.stop_event.wait(0.02)
+        self.service.ready(self._serving())
         try:
             while not self.stop_event.is_set():
-                self._reload_requested.wait(1.0)
+                self._reload_requested.wait(self.service.wait_time(1.0))
                 if self._reload_requested.is_set() and not self.stop_event.is_set():
                     self._reload_requested.clear()
                     if reload is not None:
+                        self.service.reloading()
                         reload()
+                        self.service.ready(self._serving())
+                self.service.heartbeat(self._serving(), self._dead_thread())
         finally:
+            self.service.stopping()
             self._shutdown()
+
+    def _serving(self) -> str:
+        return (
+            f"serving: {len(self.managed)} managed containers, "
+            f"{self.scheduler.rotating()} rotating, {self.scheduler.pending()} waiting"
+        )
+
+    def _dead_thread(self) -> str | None:
+        """A worker thread that died (the agent would do nothing more): no watchdog ping."""
+        if not self.scheduler.alive:
+            return "the rotation scheduler thread died"
+        if self._sources is None or not self._sources.is_alive():
+            return "the change checks thread died"
+        return None
 
     def stop(self) -> None:
         """Ask the agent to stop (signal-safe)."""
@@ -275,14 +310,21 @@ class Agent:
                 "recovery: rotation %s of %s has made no progress for 24 h: for operator review",
                 entry.id,
                 entry.target,
-                extra={"trace_id": entry.trace_id},
+                extra={"trace_id": entry.trace_id, **log_context(entry.target, entry.lock_key)},
             )
         results = recover(self._client, journal, self.runtime.locks, lock_key=lock_key)
         if not results:
             log.info("recovery: no interrupted rotation")
         for result in results:
             level = 20 if result.ok else 40
-            log.log(level, "recovery: %s: %s (%s)", result.target, result.action, result.reason)
+            log.log(
+                level,
+                "recovery: %s: %s (%s)",
+                result.target,
+                result.action,
+                result.reason,
+                extra=log_context(result.target, None),
+            )
             self.bus.publish(
                 "recovery",
                 target=result.target,
@@ -299,7 +341,7 @@ class Agent:
                 "recovery: %s will be rotated again (%s)",
                 entry.target,
                 entry.cause,
-                extra={"trace_id": entry.trace_id},
+                extra={"trace_id": entry.trace_id, **log_context(entry.target, entry.lock_key)},
             )
         journal.prune()
         return resume_targets(pending)
@@ -380,7 +422,11 @@ class Agent:
             self._delivering[key] = wanted
             trace_id = new_trace_id()
             refs = ", ".join(sorted(moved))
-            log.debug("Secret rotation triggered: %s", refs, extra={"trace_id": trace_id})
+            log.debug(
+                "Secret rotation triggered: %s",
+                refs,
+                extra={"trace_id": trace_id, "target": key, **log_context(None, key)},
+            )
             self.scheduler.submit(target, Reason(source, frozenset(moved), trace_id))
             self.bus.publish(
                 "rotation_queued",
@@ -594,7 +640,12 @@ class Agent:
         rotated = [o for o in result.outcomes if o.status == "completed"]
         moved = {r.reference for o in rotated if o.plan for r in o.plan.changes.references}
         what = ", ".join(sorted(moved) or refs) or target.describe()
-        extra = {"trace_id": trace_id, "target": target.lock_key}
+        names = [o.target for o in result.outcomes]
+        extra = {
+            "trace_id": trace_id,
+            "target": target.lock_key,
+            **log_context(names[0] if len(names) == 1 else None, target.lock_key),
+        }
         if result.ok:
             if rotated:
                 log.info("Rotation complete: %s", what, extra=extra)
@@ -609,7 +660,7 @@ class Agent:
             "target": target.lock_key,
             "status": result.status,
             "trace_id": trace_id,
-            "containers": [o.target for o in result.outcomes],
+            "containers": names,
         }
         self.runtime_file.rotation(summary)
         strategies = sorted({o.plan.strategy.value for o in result.outcomes if o.plan})

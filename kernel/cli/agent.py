@@ -90,28 +90,49 @@ def _run(app: Application, mode: str) -> None:
     import signal
 
     from kernel.agent.daemon import Agent
+    from kernel.errors import DSOError
     from kernel.runtime import Runtime
 
-    runtime = Runtime.load(layout_for(app, mode), app.config_path)
-    _configure_logging(app, runtime)
-    daemon = Agent(runtime)
+    # Before the configuration is read, so that a refused one reaches the journal as an error.
+    _configure_logging(app, None)
+    try:
+        runtime = Runtime.load(layout_for(app, mode), app.config_path)
+        _configure_logging(app, runtime)
+        daemon = Agent(runtime)
 
-    def on_stop(signum: int, _frame: object) -> None:
-        daemon.stop()
+        def on_stop(signum: int, _frame: object) -> None:
+            daemon.stop()
 
-    def on_hup(signum: int, _frame: object) -> None:
-        daemon.request_reload()
+        def on_hup(signum: int, _frame: object) -> None:
+            daemon.request_reload()
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
-    daemon.run(reload=lambda: _reload(daemon, app))
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        daemon.run(reload=lambda: _reload(daemon, app))
+    except DSOError as exc:
+        _log_failure(exc)
+        raise
+
+
+#: Test-only (with DSO_TEST_MODE=1): a SIGHUP reload waits while this file exists, as a read
+#: of the configuration on a hung file system would (tests/integration/test_agent_notify.py:
+#: the watchdog is not fed while the main loop is stuck).
+STALL_RELOAD_ENV = "DSO_FAULT_STALL_RELOAD_WHILE"
 
 
 def _reload(daemon: Agent, app: Application) -> None:
+    import os
+    import time
+    from pathlib import Path
+
     from kernel.errors import ConfigError
+    from kernel.rotation.fault import TEST_MODE_ENV
     from kernel.runtime import Runtime
 
+    stall = os.environ.get(STALL_RELOAD_ENV) if os.environ.get(TEST_MODE_ENV) == "1" else None
+    while stall and Path(stall).exists():
+        time.sleep(0.05)
     try:
         fresh = Runtime.load(daemon.runtime.layout, app.config_path)
     except ConfigError as exc:
@@ -120,23 +141,43 @@ def _reload(daemon: Agent, app: Application) -> None:
     daemon.reload(fresh)
 
 
-def _configure_logging(app: Application, runtime: Runtime) -> None:
+#: The agent's ``SYSLOG_IDENTIFIER`` in the journal (the unit's ``SyslogIdentifier=``).
+SYSLOG_IDENTIFIER = "dso-agent"
+
+
+def _configure_logging(app: Application, runtime: Runtime | None) -> None:
     """The agent logs at the configuration's level and format (``--log-level`` given on the
-    command line or in DSO_LOG_LEVEL wins), to stderr (journald) and ``logging.file``."""
+    command line or in DSO_LOG_LEVEL wins; ``None``: before the configuration is read):
+    through journald's native protocol under systemd, else to stderr; and to ``logging.file``,
+    rotated by size."""
     import logging
     import os
 
-    from kernel.log import JSONFormatter, TextFormatter, configure
+    from kernel.config.model import LoggingConfig
+    from kernel.log import configure, log_file
 
-    settings = runtime.config.logging
+    settings = runtime.config.logging if runtime is not None else LoggingConfig()
     explicit = app.log_level != "warning" or "DSO_LOG_LEVEL" in os.environ
     level = app.log_level if explicit else settings.level
-    configure(level, fmt=settings.format)
-    if settings.file is not None:
-        path = settings.file.expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(
-            JSONFormatter() if settings.format == "json" else TextFormatter(timestamps=True)
+    configure(level, fmt=settings.format, journald=SYSLOG_IDENTIFIER)
+    if runtime is not None and settings.file is not None:
+        handler = log_file(
+            settings.file.expanduser(),
+            max_bytes=settings.max_size,
+            backups=settings.backups,
+            fmt=settings.format,
+            mode=0o640 if runtime.layout.mode == "agent" else 0o600,
         )
         logging.getLogger("dso").addHandler(handler)
+
+
+def _log_failure(exc: Exception) -> None:
+    """Under journald, the reason the agent stops goes to the journal at priority err too
+    (the CLI's own ``dso: error: …`` line on stderr is stored at priority info)."""
+    import logging
+
+    from kernel.journald import JournaldHandler
+    from kernel.log import get_logger
+
+    if any(isinstance(h, JournaldHandler) for h in logging.getLogger("dso").handlers):
+        get_logger("agent").error("Agent stopped: %s", exc)
