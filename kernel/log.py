@@ -213,9 +213,15 @@ class RotatingLogFile(logging.handlers.RotatingFileHandler):
 def log_file(
     path: Path, *, max_bytes: int, backups: int, fmt: str = "text", mode: int = 0o640
 ) -> RotatingLogFile:
-    """A :class:`RotatingLogFile` at ``path`` (its directory created, ``mode`` plus the
-    search bits: 0750 for 0640), lines with timestamps."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=mode | ((mode & 0o440) >> 2))
+    """A :class:`RotatingLogFile` at ``path`` (its directory created when missing: ``mode``
+    plus the search bits, 0750 for 0640, whatever the umask), lines with timestamps."""
+    directory_mode = mode | ((mode & 0o440) >> 2)
+    try:
+        path.parent.mkdir(parents=True, mode=directory_mode)
+    except FileExistsError:
+        pass
+    else:
+        path.parent.chmod(directory_mode)  # the unit's UMask=0077 would leave 0700
     handler = RotatingLogFile(path, max_bytes=max_bytes, backups=backups, mode=mode)
     handler.setFormatter(formatter(fmt, timestamps=True))
     return handler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +69,11 @@ def test_the_directory_is_created_0750_and_a_loose_existing_file_tightened(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "var-log-dso" / "agent.log"
-    log_file(path, max_bytes=1 << 20, backups=3, mode=0o640).close()
+    old = os.umask(0o077)  # the unit's UMask
+    try:
+        log_file(path, max_bytes=1 << 20, backups=3, mode=0o640).close()
+    finally:
+        os.umask(old)
     assert mode(path.parent) == 0o750
     assert mode(path) == 0o640
     path.chmod(0o666)
