@@ -518,7 +518,7 @@ class Agent:
                 "webhook: check %d secrets of %s",
                 len(secrets),
                 provider,
-                extra={"trace_id": trace_id},
+                extra={"trace_id": trace_id, "provider": provider},
             )
             self.hint(provider, secrets, source="webhook")
 

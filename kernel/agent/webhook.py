@@ -260,14 +260,17 @@ class WebhookServer:
         except Exception:
             if key is not None:
                 self._seen.release(key)
-            log.exception("Webhook hint could not be queued", extra={"trace_id": trace_id})
+            log.exception(
+                "Webhook hint could not be queued",
+                extra={"trace_id": trace_id, "provider": provider},
+            )
             raise _Reject(500, "internal_error", "the hint could not be queued") from None
         self._count("accepted")
         log.info(
             "Webhook hint accepted: check %d secret(s) of provider %s",
             len(secrets),
             provider,
-            extra={"trace_id": trace_id},
+            extra={"trace_id": trace_id, "provider": provider},
         )
         return 202, {"accepted": True, "trace_id": trace_id}
 

@@ -19,6 +19,7 @@ from kernel.errors import DSOError
 from kernel.extensions.events import new_trace_id
 from kernel.log import get_logger
 from kernel.reference import parse_reference
+from kernel.rotation.targets import log_context
 
 if TYPE_CHECKING:
     from kernel.agent.api.peers import Peer
@@ -206,10 +207,11 @@ class Actions:
         for target in targets:
             reason = Reason("api", trace_id=trace_id, force=force)
             self.agent.scheduler.submit(target, reason, now=True)
+        only = log_context(None, targets[0].lock_key) if len(targets) == 1 else {}
         log.info(
             "socket: rotation of %s queued",
             ", ".join(t.describe() for t in targets),
-            extra={"trace_id": trace_id},
+            extra={"trace_id": trace_id, **only},
         )
         return Answer(
             202,
