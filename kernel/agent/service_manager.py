@@ -83,7 +83,11 @@ class ServiceManager:
             try:
                 self._notify = cysystemd_notifier()
             except ImportError as exc:
-                log.warning("systemd: cysystemd cannot be imported (%s): no sd_notify", exc)
+                log.error(
+                    "systemd: cysystemd cannot be imported (%s): no sd_notify, so a "
+                    "Type=notify unit never sees READY=1 and times out",
+                    exc,
+                )
                 self.socket = None
                 self.watchdog = None
         self._next_ping = clock()

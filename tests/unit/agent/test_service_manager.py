@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +184,29 @@ def test_without_a_socket_only_the_status_is_lost_never_the_loop(listener: Liste
         logger.setLevel(logging.NOTSET)
     (failure,) = [r.getMessage() for r in said if "sd_notify" in r.getMessage()]  # said once
     assert str(listener.path) in failure
+
+
+def test_without_cysystemd_it_says_why_systemd_will_time_out(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    handler = Keep()
+    logger = logging.getLogger("dso.agent.systemd")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    monkeypatch.setitem(sys.modules, "cysystemd", None)  # import cysystemd → ImportError
+    try:
+        manager = ServiceManager()
+        manager.ready("serving")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert not manager.enabled
+    assert listener.messages(timeout=0.05) == []
+    (message,) = said
+    assert "cysystemd cannot be imported" in message and "READY=1" in message
