@@ -19,6 +19,7 @@ __all__ = ["COMMANDS", "EPILOG", "LazyGroup", "cli", "main", "run"]
 #: Command name → "module:attribute". Imported only when used, so ``version`` stays fast.
 COMMANDS: dict[str, str] = {
     "agent": "kernel.cli.agent:agent",
+    "bootstrap": "kernel.cli.bootstrap:bootstrap",
     "compose": "kernel.cli.compose:compose",
     "config": "kernel.cli.config:config",
     "doctor": "kernel.cli.doctor:doctor",
