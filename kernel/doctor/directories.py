@@ -73,7 +73,7 @@ def dirs_modes(ctx: Context) -> Finding:
         if why is not None:
             failures.append(f"{path} {why} ({describe(st)})")
             fixes.append(_tighten(path, st, ctx.euid, 0o700 if private == 0o077 else 0o750))
-        elif stat.S_IMODE(st.st_mode) & private:
+        elif stat.S_IMODE(st.st_mode) & private and not _open_by_design(layout, path):
             warnings.append(f"{path} is open to others ({describe(st)})")
             fixes.append(f"chmod {'700' if private == 0o077 else 'o-rwx'} {path}")
     _check_key(ctx, failures, warnings, fixes, checked)
@@ -99,6 +99,13 @@ def dirs_modes(ctx: Context) -> Finding:
     dirs = len(checked) - key
     what = f"{dirs} directories" + (" and the vault key" if key else "")
     return ok(f"{what}: safe owners and modes", detail=detail)
+
+
+def _open_by_design(layout: Layout, path: Path) -> bool:
+    """The host agent's /run/dso is 0755 (the unit's RuntimeDirectoryMode: systemd sets it
+    root:root at every start, and group dso reaches the 0660 socket through it); what is in
+    it protects itself (secrets/ is 0700)."""
+    return layout.mode == "agent" and path == layout.run
 
 
 def _check_key(
