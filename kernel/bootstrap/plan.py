@@ -117,11 +117,13 @@ def plan_agent(
         else:
             plan.kept.append(f"group {GROUP} exists")
     planner.directory(layout.config.parent, 0o750, DSO, "configuration directory")
-    planner.directory(layout.root, *managed["State"], "state directory (StateDirectory=)")
+    planner.directory(layout.root, *managed["State"], "state directory (the unit's StateDirectory)")
     for path in (layout.state, layout.cache, layout.locks, layout.plugins, layout.snapshots):
         planner.directory(path, 0o700, ROOT, f"{path.name} directory")
-    planner.directory(layout.logs, *managed["Logs"], "log directory (LogsDirectory=)")
-    planner.directory(layout.run, *managed["Runtime"], "socket directory (RuntimeDirectory=)")
+    planner.directory(layout.logs, *managed["Logs"], "log directory (the unit's LogsDirectory)")
+    planner.directory(
+        layout.run, *managed["Runtime"], "socket directory (the unit's RuntimeDirectory)"
+    )
     planner.config(
         layout.config,
         request.providers,
