@@ -173,8 +173,11 @@ def local(app: Application, /, **options: Any) -> None:
       DSO_HOME=/srv/dso docker dso bootstrap local --provider vault --vault-addr http://bao:8200
     """
     from kernel.bootstrap import Host, LocalRequest, plan_local
+    from kernel.paths import local_layout
 
-    layout = app.layout
+    # Always the user's home: app.layout is the host agent's on a bootstrapped host (DSO_MODE,
+    # or /etc/dso/dso.yaml in use), whose directories `local` must never touch.
+    layout = local_layout()
     choices, given = _choose(app, options, writes_config=not layout.config.exists())
     request = LocalRequest(
         providers=choices,

@@ -187,6 +187,19 @@ def test_local_sets_up_what_init_does(run_dso: RunDso, dso_home: Path, no_prompt
     assert again.exit_code == 0 and "nothing to do" in again.stdout
 
 
+def test_local_is_always_the_users_home_even_where_the_host_agent_is_the_default(
+    run_dso: RunDso, dso_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kernel.paths
+
+    host_home = dso_home.parent / "host"
+    monkeypatch.setattr(kernel.paths, "agent_layout", lambda: kernel.paths.local_layout(host_home))
+    result = run_dso("bootstrap", "local", env={"DSO_MODE": "agent"})
+    assert result.exit_code == 0, result.output
+    assert (dso_home / "config.yaml").read_text() == CONFIG_TEMPLATE
+    assert not host_home.exists()
+
+
 def test_local_after_init_has_nothing_to_do(run_dso: RunDso, dso_home: Path) -> None:
     assert run_dso("init").exit_code == 0
     before = snapshot(dso_home)
