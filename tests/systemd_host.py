@@ -299,6 +299,8 @@ class TestHost:
         self.sh(
             f"""
             mkdir -p /usr/local/lib/docker/cli-plugins
+            # Every python3 of the host sees them (provider programs too: they get no PYTHONPATH).
+            printf '%s\n' {SOURCE_DIR} {SITE_DIR} > /usr/lib/python3/dist-packages/dso-source.pth
             cat > /usr/local/bin/dso <<'WRAPPER'
 #!/bin/sh
 PYTHONPATH={SOURCE_DIR}:{SITE_DIR} exec python3 -c \
