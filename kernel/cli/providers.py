@@ -95,6 +95,8 @@ def _verified(value: bool | None) -> str:
 def _print_discovery(app: Application, discovery: Discovery, config: Config | None) -> None:
     manifest = "SHA256SUMS present" if discovery.manifest else "no SHA256SUMS"
     app.out(f"plugins directory: {discovery.plugins_dir} ({manifest})")
+    if discovery.release_dir is not None:
+        app.out(f"release providers: {discovery.release_dir} (origin release)")
     rows = [("NAME", "ORIGIN", "VERIFIED", "VERSION", "PROTOCOL", "CAPABILITIES", "CONFIGURED")]
     for found in discovery.found.values():
         doc = found.to_json()

@@ -23,7 +23,7 @@ from kernel.doctor.model import Check, Finding, NotChecked, fail, ok, warn
 from kernel.errors import DSOError, ProviderError
 from kernel.protocol import EXECUTABLE_PREFIX, SecretRef
 from kernel.provider_host import MANIFEST_NAME, ProviderHost, plugins_dir
-from kernel.provider_host.discovery import scan_plugins_dir, source_names
+from kernel.provider_host.discovery import scan_plugins_dir, scan_release, source_names
 from kernel.reference import parse_reference
 
 if TYPE_CHECKING:
@@ -37,6 +37,15 @@ def providers_binaries(ctx: Context) -> Finding:
     found, rejected, manifest = scan_plugins_dir(directory, environ=ctx.environ)
     by_name = {f.name: f for f in found}
     rejected_by_name = {r.name: r for r in rejected if r.name is not None}
+    # A frozen dso's own providers: <release>/plugins, verified against its SHA256SUMS.
+    # A frozen dso's own providers (<release>/plugins, verified against its SHA256SUMS), where
+    # the plugins directory has no candidate of that name.
+    shadowed = set(by_name) | set(rejected_by_name)
+    bundled, bundled_rejected = scan_release(environ=ctx.environ)
+    by_name.update({f.name: f for f in bundled if f.name not in shadowed})
+    for bad in bundled_rejected:
+        if bad.name is not None and bad.name not in shadowed:
+            rejected_by_name[bad.name] = bad
     source = set(source_names())
     failures: list[str] = []
     warnings: list[str] = []

@@ -5,9 +5,9 @@
     with ProviderHost(config, layout) as host:
         result = host.client("vault").get([SecretRef("r1", "app/db", field="password")])
 
-Modules: ``discovery`` (plugins directory and source mode), ``verify`` (SHA256SUMS),
-``process`` (spawn, pipes, stderr logs, stop and reap), ``client`` (one process: handshake,
-pipelined requests, deadlines), ``breaker`` (circuit breaker), ``stats`` (latency),
+Modules: ``discovery`` (plugins directory, a release's own providers, source mode), ``verify``
+(SHA256SUMS), ``process`` (spawn, pipes, stderr logs, stop and reap), ``client`` (one process:
+handshake, pipelined requests, deadlines), ``breaker`` (circuit breaker), ``stats`` (latency),
 ``registry`` (:class:`ProviderHost`: one supervised process per provider, restarts).
 docs/providers.md is the user documentation; docs/provider-protocol.md the wire contract.
 """
@@ -36,6 +36,7 @@ from kernel.provider_host.discovery import (
 from kernel.provider_host.process import (
     ORIGIN_PATH,
     ORIGIN_PLUGINS_DIR,
+    ORIGIN_RELEASE,
     ORIGIN_SOURCE,
     ProviderCommand,
     ProviderProcess,
@@ -50,6 +51,7 @@ __all__ = [
     "MANIFEST_NAME",
     "ORIGIN_PATH",
     "ORIGIN_PLUGINS_DIR",
+    "ORIGIN_RELEASE",
     "ORIGIN_SOURCE",
     "PLUGINS_DIR_ENV",
     "TRANSITIONS",

@@ -1,17 +1,26 @@
-"""Finding provider programs: the plugins directory first, then dso's own providers from source.
+"""Finding provider programs: the plugins directory first, then dso's own providers.
 
 - **Plugins directory** (``~/.dso/plugins`` in local mode, ``/var/lib/dso/plugins`` in agent
   mode, or ``$DSO_PLUGINS_DIR``): an executable ``dso-provider-<name>``, or a PyInstaller onedir
   bundle ``dso-provider-<name>/dso-provider-<name>``. ``<name>`` must match
   ``[a-z][a-z0-9_-]{0,62}``. Each must match the directory's ``SHA256SUMS`` (:mod:`.verify`).
-- **Source** (development, tests): ``python -m providers.<name>`` when
-  ``providers/<name>/__main__.py`` exists beside the imported ``providers`` package (never in
-  a frozen dso).
+- dso's own providers, from wherever this dso runs:
 
-A plugins-directory program wins over the source one of the same name. Every candidate that
-cannot be used is kept with the reason (bad name, not executable, not in SHA256SUMS, checksum
-mismatch, ``--describe`` failed), so ``docker dso providers list`` can explain it, as Terraform
-does for its providers.
+  - **Release** (a frozen dso): the ``plugins/`` directory of the release it belongs to,
+    ``<release>/plugins`` beside ``<release>/dso/dso`` (docs/building.md), checked against that
+    directory's own ``SHA256SUMS`` exactly like the plugins directory. So switching
+    ``/usr/local/bin/dso`` to another release switches its providers with it, and nothing is
+    copied into the plugins directory.
+  - **Source** (development, tests): ``python -m providers.<name>`` when
+    ``providers/<name>/__main__.py`` exists beside the imported ``providers`` package (never in
+    a frozen dso).
+
+A plugins-directory program wins over dso's own of the same name, and one rejected there
+(checksum mismatch…) is not replaced by dso's own: the operator's choice is never silently
+bypassed. Every candidate that cannot be used is kept with the reason (bad name, not executable,
+not in SHA256SUMS, checksum mismatch, ``--describe`` failed), so ``docker dso providers list`` can
+explain it, as Terraform does for its providers; the origin of each program (``plugins-dir``,
+``release``, ``source``) says where it came from.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from kernel.protocol import (
 from kernel.protocol.handshake import NAME_PATTERN
 from kernel.provider_host.process import (
     ORIGIN_PLUGINS_DIR,
+    ORIGIN_RELEASE,
     ORIGIN_SOURCE,
     ProviderCommand,
     describe_status,
@@ -51,6 +61,8 @@ PLUGINS_DIR_ENV = "DSO_PLUGINS_DIR"
 DESCRIBE_TIMEOUT = 5.0
 #: Packages under ``providers/`` that are not providers.
 _NOT_PROVIDERS = frozenset({"sdk"})
+#: A release's directory of providers, beside its ``dso/`` (the frozen kernel's onedir bundle).
+RELEASE_PLUGINS = "plugins"
 
 Describer = Callable[[ProviderCommand], Mapping[str, Any]]
 
@@ -124,10 +136,13 @@ class Discovery:
     unverified: bool
     found: Mapping[str, Found] = field(default_factory=dict)
     rejected: tuple[Rejected, ...] = ()
+    #: The release's own providers (a frozen dso), or None.
+    release_dir: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "plugins_dir": str(self.plugins_dir),
+            "release_plugins_dir": None if self.release_dir is None else str(self.release_dir),
             "manifest": None if self.manifest is None else str(self.manifest.path),
             "manifest_problems": [] if self.manifest is None else list(self.manifest.problems),
             "unverified_allowed": self.unverified,
@@ -164,10 +179,12 @@ def scan_plugins_dir(
     environ: Mapping[str, str] | None = None,
     hash_now: bool = True,
     only: str | None = None,
+    origin: str = ORIGIN_PLUGINS_DIR,
 ) -> tuple[list[Found], list[Rejected], Manifest | None]:
     """The ``dso-provider-*`` programs of ``directory``, checked against its manifest.
 
-    ``only`` limits the scan to one name; ``hash_now=False`` defers hashing to exec time.
+    ``only`` limits the scan to one name; ``hash_now=False`` defers hashing to exec time;
+    ``origin`` is what the commands found say they came from.
     """
     found: list[Found] = []
     rejected: list[Rejected] = []
@@ -192,11 +209,48 @@ def scan_plugins_dir(
         if reason is not None:
             rejected.append(Rejected(executable, reason, name if valid_name(name) else None))
             continue
-        command = ProviderCommand(
-            name, (str(executable),), ORIGIN_PLUGINS_DIR, sha256=verdict.expected
-        )
+        command = ProviderCommand(name, (str(executable),), origin, sha256=verdict.expected)
         found.append(Found(name, command, executable, verdict.verified))
     return found, rejected, manifest
+
+
+# -- the release's own providers ----------------------------------------------------------------
+
+
+def release_plugins_dir() -> Path | None:
+    """``<release>/plugins`` of the release this frozen dso belongs to (its executable is
+    ``<release>/dso/dso``, reached through ``/usr/local/bin/dso`` or any other link), or None
+    from source or when the release has no such directory."""
+    if not getattr(sys, "frozen", False):
+        return None
+    directory = Path(sys.executable).resolve().parent.parent / RELEASE_PLUGINS
+    return directory if directory.is_dir() else None
+
+
+def scan_release(
+    *, environ: Mapping[str, str] | None = None, hash_now: bool = True, only: str | None = None
+) -> tuple[list[Found], list[Rejected]]:
+    """The release's own providers (:func:`release_plugins_dir`), verified against its
+    ``SHA256SUMS``; nothing from source."""
+    directory = release_plugins_dir()
+    if directory is None:
+        return [], []
+    found, rejected, _ = scan_plugins_dir(
+        directory, environ=environ, hash_now=hash_now, only=only, origin=ORIGIN_RELEASE
+    )
+    return found, rejected
+
+
+def builtin_names() -> list[str]:
+    """dso's own providers here: the release's (frozen) or those with source."""
+    directory = release_plugins_dir()
+    if directory is None:
+        return source_names()
+    return sorted(
+        entry.name[len(EXECUTABLE_PREFIX) :]
+        for entry in directory.iterdir()
+        if entry.name.startswith(EXECUTABLE_PREFIX)
+    )
 
 
 # -- source mode --------------------------------------------------------------------------------
@@ -299,15 +353,24 @@ def discover(
     describe: Describer | None = None,
     include_source: bool = True,
 ) -> Discovery:
-    """Every provider program: the plugins directory (verified), then source fallbacks.
+    """Every provider program: the plugins directory (verified), then dso's own: the
+    release's (a frozen dso, verified) or from source.
 
     ``describe`` (e.g. :func:`run_describe`) is called for each usable program; a failure
     rejects it. Without it nothing is executed (unit tests, quick lookups).
+    ``include_source=False`` leaves dso's own providers out.
     """
     found_list, rejected, manifest = scan_plugins_dir(directory, environ=environ)
     found = {item.name: item for item in found_list}
     shadowed = {r.name for r in rejected if r.name is not None}
-    if include_source:
+    release = release_plugins_dir() if include_source else None
+    if release is not None:
+        release_found, release_rejected = scan_release(environ=environ)
+        for item in release_found:
+            if item.name not in found and item.name not in shadowed:
+                found[item.name] = item
+        rejected += [r for r in release_rejected if r.name not in found and r.name not in shadowed]
+    elif include_source:
         for program in source_names():
             if program in found or program in shadowed:
                 continue
@@ -330,6 +393,7 @@ def discover(
         unverified_allowed(environ),
         dict(sorted(found.items())),
         tuple(rejected),
+        release,
     )
 
 
@@ -342,9 +406,13 @@ def find_command(
     environ: Mapping[str, str] | None = None,
 ) -> ProviderCommand:
     """How to launch ``program`` as the provider ``name``: from the plugins directory (its
-    digest is checked again at exec time), else from source. Raises
-    :class:`ProviderNotFoundError` with the reason a candidate was rejected."""
+    digest is checked again at exec time), else dso's own: the release's (a frozen dso; its
+    digest checked likewise) or from source. Raises :class:`ProviderNotFoundError` with the
+    reason a candidate was rejected."""
     found, rejected, _ = scan_plugins_dir(directory, environ=environ, hash_now=False, only=program)
+    release = release_plugins_dir()
+    if not found and not rejected and release is not None:
+        found, rejected = scan_release(environ=environ, hash_now=False, only=program)
     if found:
         command = found[0].command
     elif rejected:
@@ -357,11 +425,12 @@ def find_command(
         source = source_command(program)
         if source is None:
             hint = f"install {EXECUTABLE_PREFIX}{program} there and add it to SHA256SUMS"
-            guess = difflib.get_close_matches(program, source_names(), n=1, cutoff=0.7)
+            guess = difflib.get_close_matches(program, builtin_names(), n=1, cutoff=0.7)
             if guess:
                 hint = f"did you mean type: {guess[0]}? Otherwise {hint}"
+            where = str(directory) if release is None else f"{directory} nor in {release}"
             raise ProviderNotFoundError(
-                f"no provider program {EXECUTABLE_PREFIX}{program} in {directory}",
+                f"no provider program {EXECUTABLE_PREFIX}{program} in {where}",
                 provider=name or program,
                 hint=hint,
             )

@@ -45,6 +45,8 @@ from kernel.provider_host.relog import StderrRelog
 
 #: Where a command came from (``docker dso providers list`` shows it).
 ORIGIN_PLUGINS_DIR = "plugins-dir"
+#: Bundled with the release of a frozen dso (``<release>/plugins``).
+ORIGIN_RELEASE = "release"
 ORIGIN_SOURCE = "source"
 ORIGIN_PATH = "path"
 
@@ -60,7 +62,8 @@ class ProviderCommand:
     name: str
     #: The executable and its arguments, e.g. ``(sys.executable, "-m", "providers.local")``.
     argv: tuple[str, ...]
-    #: ``plugins-dir`` (a ``dso-provider-*`` executable), ``source`` or ``path`` (given as is).
+    #: ``plugins-dir`` (a ``dso-provider-*`` executable), ``release`` (one bundled with a frozen
+    #: dso), ``source`` or ``path`` (given as is).
     origin: str
     #: Names of extra variables passed from the kernel's environment (the config's ``env``).
     env_allow: tuple[str, ...] = ()
