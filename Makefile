@@ -50,3 +50,11 @@ build: dev-env
 
 install-providers: build
 	$(PY) build/build_providers.py install $(if $(PLUGINS_DIR),--plugins-dir $(PLUGINS_DIR))
+
+# The release an operator installs: the frozen dso and its providers as
+# dist/dso-<version>-linux-x86_64.tar.gz and dist/dso_<version>_amd64.deb, with dist/SHA256SUMS
+# (docs/building.md). Incremental: with nothing changed it takes about a second.
+.PHONY: dist
+
+dist: dev-env
+	$(PY) build/build_release.py dist

@@ -13,8 +13,12 @@ bundle's executable (what kernel/provider_host/verify.py checks before exec).
 Builds are incremental. A stamp in ``.build/stamps/<name>.json`` records a digest of what the
 bundle was made from: the spec, bundle.py and the entry script, the Python and PyInstaller
 versions, every installed distribution's version, and the content of every file of this
-repository the bundle froze (read from PyInstaller's PYZ table of contents after the build).
-A bundle whose stamp still matches is not rebuilt, so ``make test`` stays fast.
+repository the bundle froze (read from PyInstaller's analysis table of contents after the
+build). A bundle whose stamp still matches is not rebuilt, so ``make test`` stays fast.
+
+The same machinery (:class:`Program`, :func:`build_programs`, :func:`exclusive`) builds the
+frozen kernel ``dist/dso/`` for build/build_release.py (``make dist``), with its stamp in
+``.build/stamps/kernel.json``.
 
 ``install`` copies the bundles into the plugins directory (``$DSO_PLUGINS_DIR``, else
 ``$DSO_HOME/plugins``, else ``~/.dso/plugins``; ``--plugins-dir /var/lib/dso/plugins`` for the
@@ -41,6 +45,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,58 @@ def exclusive() -> Iterator[None]:
 
 def log(message: str) -> None:
     print(f"build: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One PyInstaller onedir program: ``<dist>/<program>/<program>``, built from ``spec``."""
+
+    #: Names its stamp (``.build/stamps/<key>.json``) and work directory
+    #: (``.build/pyinstaller/<key>``).
+    key: str
+    program: str
+    spec: Path
+    entry: Path
+    dist: Path
+    #: Packages the spec names module by module (their file lists are part of the digest: a new
+    #: module is a change even before anything imports it).
+    walks: tuple[str, ...] = ()
+    #: Directories of PyInstaller hooks the spec uses (their files are part of the digest).
+    hooks: tuple[Path, ...] = ()
+
+    @property
+    def executable(self) -> Path:
+        return self.dist / self.program / self.program
+
+    @property
+    def stamp(self) -> Path:
+        return STAMPS / f"{self.key}.json"
+
+    @property
+    def work(self) -> Path:
+        return WORK / self.key
+
+
+def provider_program(name: str) -> Program:
+    return Program(
+        name,
+        f"{PREFIX}{name}",
+        SPECS / f"{PREFIX}{name}.spec",
+        SPECS / "entries" / f"dso_provider_{name}.py",
+        DIST,
+    )
+
+
+#: The kernel: ``dist/dso/dso``, the CLI and the agent (build/build_release.py, ``make dist``).
+KERNEL = Program(
+    "kernel",
+    "dso",
+    SPECS / "dso.spec",
+    SPECS / "entries" / "dso_kernel.py",
+    REPO / "dist",
+    walks=("kernel",),
+    hooks=(SPECS / "hooks",),
+)
 
 
 def available() -> list[str]:
@@ -94,13 +151,13 @@ def _environment_digest() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _digest(name: str, files: Iterable[str], environment: str) -> str:
+def _digest(program: Program, files: Iterable[str], environment: str) -> str:
     digest = hashlib.sha256(environment.encode())
-    fixed = [
-        SPECS / f"{PREFIX}{name}.spec",
-        SPECS / "bundle.py",
-        SPECS / "entries" / f"dso_provider_{name}.py",
-    ]
+    for package in program.walks:
+        listing = sorted(p.relative_to(REPO).as_posix() for p in (REPO / package).rglob("*.py"))
+        digest.update("\n".join(listing).encode() + b"\0")
+    hook_files = sorted(p for d in program.hooks for p in d.rglob("*") if p.is_file())
+    fixed = [program.spec, SPECS / "bundle.py", program.entry, *hook_files]
     for path in [*fixed, *(REPO / f for f in sorted(set(files)))]:
         digest.update(str(path.relative_to(REPO)).encode() + b"\0")
         try:
@@ -110,23 +167,34 @@ def _digest(name: str, files: Iterable[str], environment: str) -> str:
     return digest.hexdigest()
 
 
-def frozen_sources(name: str) -> list[str]:
-    """Files of this repository that PyInstaller put in the bundle's PYZ (repo-relative)."""
-    toc_path = WORK / name / f"{PREFIX}{name}" / "PYZ-00.toc"
+def frozen_sources(program: Program) -> list[str]:
+    """Files of this repository whose modules PyInstaller froze into the bundle (repo-relative),
+    whether into the PYZ archive or as ``.pyc`` files (``noarchive``)."""
     found: set[str] = set()
+    for _, source in frozen_modules(program):
+        path = Path(source).resolve()
+        if path.is_file() and path.is_relative_to(REPO) and not _installed(path):
+            found.add(str(path.relative_to(REPO)))
+    return sorted(found)
+
+
+def frozen_modules(program: Program) -> list[tuple[str, str]]:
+    """``(module, source path)`` of every Python module the analysis collected (the
+    ``PYMODULE`` entries of PyInstaller's ``Analysis-00.toc``)."""
+    toc_path = program.work / program.program / "Analysis-00.toc"
+    entries: list[tuple[str, str]] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, tuple | list):
             if len(node) == 3 and all(isinstance(item, str) for item in node):
-                path = Path(node[1]).resolve()
-                if path.is_file() and path.is_relative_to(REPO) and not _installed(path):
-                    found.add(str(path.relative_to(REPO)))
+                if node[2] == "PYMODULE":
+                    entries.append((node[0], node[1]))
                 return
             for item in node:
                 walk(item)
 
     walk(ast.literal_eval(toc_path.read_text()))
-    return sorted(found)
+    return entries
 
 
 def _installed(path: Path) -> bool:
@@ -134,36 +202,35 @@ def _installed(path: Path) -> bool:
     return any(path.is_relative_to(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix})
 
 
-def is_current(name: str, environment: str | None = None) -> bool:
+def is_current(program: Program, environment: str | None = None) -> bool:
     """True when the bundle exists and its stamp matches the sources it was built from."""
-    stamp_path = STAMPS / f"{name}.json"
-    if not executable(name).is_file() or not stamp_path.is_file():
+    if not program.executable.is_file() or not program.stamp.is_file():
         return False
     try:
-        stamp = json.loads(stamp_path.read_text())
+        stamp = json.loads(program.stamp.read_text())
         files = list(stamp["files"])
     except (ValueError, KeyError, TypeError):
         return False
     env = environment if environment is not None else _environment_digest()
-    return bool(stamp.get("digest") == _digest(name, files, env))
+    return bool(stamp.get("digest") == _digest(program, files, env))
 
 
 # -- building ---------------------------------------------------------------------------------
 
 
-def build_one(name: str, environment: str) -> float:
-    """Run PyInstaller for ``name``; returns the seconds it took."""
+def build_one(program: Program, environment: str) -> float:
+    """Run PyInstaller for ``program``; returns the seconds it took."""
     started = time.monotonic()
-    (STAMPS / f"{name}.json").unlink(missing_ok=True)
+    program.stamp.unlink(missing_ok=True)
     command = [
         sys.executable,
         "-m",
         "PyInstaller",
-        str(SPECS / f"{PREFIX}{name}.spec"),
+        str(program.spec),
         "--workpath",
-        str(WORK / name),
+        str(program.work),
         "--distpath",
-        str(DIST),
+        str(program.dist),
         "--noconfirm",
         "--log-level",
         "WARN",
@@ -171,12 +238,42 @@ def build_one(name: str, environment: str) -> float:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
-        raise SystemExit(f"build: PyInstaller failed for {name} (exit {result.returncode})")
-    files = frozen_sources(name)
-    stamp = {"digest": _digest(name, files, environment), "files": files}
+        raise SystemExit(
+            f"build: PyInstaller failed for {program.program} (exit {result.returncode})"
+        )
+    files = frozen_sources(program)
+    stamp = {"digest": _digest(program, files, environment), "files": files}
     STAMPS.mkdir(parents=True, exist_ok=True)
-    (STAMPS / f"{name}.json").write_text(json.dumps(stamp, indent=1) + "\n")
+    program.stamp.write_text(json.dumps(stamp, indent=1) + "\n")
     return time.monotonic() - started
+
+
+def build_programs(
+    programs: Sequence[Program], *, force: bool = False, jobs: int = 2
+) -> list[Program]:
+    """Build the stale ones of ``programs`` (all with ``force``), ``jobs`` at a time; returns
+    those that were built. The caller holds :func:`exclusive`."""
+    if importlib.util.find_spec("PyInstaller") is None:
+        raise SystemExit(
+            "build: PyInstaller is not installed in this environment:"
+            " .venv/bin/pip install -e '.[build]' (scripts/dev-env does it)"
+        )
+    environment = _environment_digest()
+    stale = [p for p in programs if force or not is_current(p, environment)]
+    for program in programs:
+        if program not in stale:
+            log(f"{program.program} is up to date")
+    if not stale:
+        return stale
+    started = time.monotonic()
+    for program in stale:
+        program.dist.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        seconds = pool.map(lambda p: build_one(p, environment), stale)
+        for program, took in zip(stale, seconds, strict=True):
+            log(f"{program.program} built in {took:.1f} s")
+    log(f"{len(stale)} bundle(s) in {time.monotonic() - started:.1f} s")
+    return stale
 
 
 def sha256_file(path: Path) -> str:
@@ -213,36 +310,23 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def build(names: Sequence[str] = (), *, force: bool = False, jobs: int = 2) -> list[str]:
-    """Build what is stale (everything with ``force``) and rewrite SHA256SUMS; returns the
-    names that were rebuilt."""
-    if importlib.util.find_spec("PyInstaller") is None:
-        raise SystemExit(
-            "build: PyInstaller is not installed in this environment:"
-            " .venv/bin/pip install -e '.[build]' (scripts/dev-env does it)"
-        )
+    """Build the stale providers (every one with ``force``) and rewrite SHA256SUMS; returns the
+    names that were rebuilt. The caller holds :func:`exclusive`."""
     known = available()
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise SystemExit(f"build: no buildable provider {unknown}; known: {', '.join(known)}")
-    wanted = list(names) or known
-    environment = _environment_digest()
-    stale = [n for n in wanted if force or not is_current(n, environment)]
-    for name in sorted(set(wanted) - set(stale)):
-        log(f"{PREFIX}{name} is up to date")
-    started = time.monotonic()
-    if stale:
-        DIST.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            for name, seconds in zip(
-                stale, pool.map(lambda n: build_one(n, environment), stale), strict=True
-            ):
-                log(f"{PREFIX}{name} built in {seconds:.1f} s")
+    wanted = [provider_program(n) for n in (list(names) or known)]
+    stale = build_programs(wanted, force=force, jobs=jobs)
+    write_manifest(known)
+    return [program.key for program in stale]
+
+
+def write_manifest(known: Sequence[str]) -> None:
+    """``dist/plugins/SHA256SUMS`` over every built provider of ``known``."""
     present = [n for n in known if executable(n).is_file()]
     lines = manifest_lines(DIST, present)
     write_atomically(DIST / MANIFEST, "".join(line + "\n" for _, line in sorted(lines.items())))
-    if stale:
-        log(f"{len(stale)} bundle(s) in {time.monotonic() - started:.1f} s; {DIST / MANIFEST}")
-    return stale
 
 
 # -- installing -------------------------------------------------------------------------------
@@ -315,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with exclusive():
             build(args.names, force=args.force, jobs=args.jobs)
     elif args.command == "status":
-        stale = [n for n in available() if not is_current(n)]
+        stale = [n for n in available() if not is_current(provider_program(n))]
         for name in stale:
             log(f"{PREFIX}{name} needs a build")
         return 1 if stale else 0

@@ -7,6 +7,10 @@ what each path imports). A real call arrives as ``docker-dso dso <args>``; ``doc
 arrives as ``docker-dso help dso``. docker's own global flags typed before ``dso`` (``docker -H
 … --context … dso …``) arrive in front of it and are turned into the environment variables
 docker would have honoured.
+
+The frozen release has one executable for both programs: :func:`entry` runs the plugin when it
+was started as ``docker-dso`` (docker runs ``…/cli-plugins/docker-dso``, a link to it) and the
+``dso`` CLI otherwise.
 """
 
 from __future__ import annotations
@@ -152,6 +156,25 @@ def _exit_when_docker_closes(path: str) -> None:
         os._exit(130)
 
     threading.Thread(target=watch, name="docker-cli-socket", daemon=True).start()
+
+
+#: The plugin's program name: docker looks for ``docker-<command>`` in its plugin directories.
+PLUGIN_PROGRAM = "docker-dso"
+
+
+def is_plugin_program(argv0: str) -> bool:
+    """True when ``argv0`` (as run, before links are resolved) names the Docker CLI plugin."""
+    return os.path.basename(argv0) == PLUGIN_PROGRAM
+
+
+def entry() -> None:
+    """The frozen executable's entry point: the plugin as ``docker-dso``, else ``dso``."""
+    if is_plugin_program(sys.argv[0]):
+        main()
+    else:
+        from kernel.cli.main import main as dso_main
+
+        dso_main()
 
 
 def main() -> None:
