@@ -9,25 +9,32 @@ agent's, not this installation's: whatever its state, never a failure.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernel.doctor.model import Check, Finding, fail, ok, warn
+from kernel.system.service import (
+    QUERY_TIMEOUT,
+    STATE_PROPERTIES,
+    no_systemd_detail,
+    parse_properties,
+    show_argv,
+    systemd_booted,
+)
+from kernel.system.unit import UNIT_NAME
 
 if TYPE_CHECKING:
     from kernel.doctor.context import Context
 
 #: The agent's unit (spec: /etc/systemd/system/dso-agent.service).
-UNIT = "dso-agent.service"
+UNIT = UNIT_NAME
 #: Seconds ``systemctl show`` may take.
-SYSTEMCTL_TIMEOUT = 10.0
-_PROPERTIES = ("LoadState", "UnitFileState", "ActiveState", "SubState", "Result", "FragmentPath")
+SYSTEMCTL_TIMEOUT = QUERY_TIMEOUT
 
 
 def systemd_unit(ctx: Context) -> Finding:
-    if not ctx.systemd_dir.is_dir():
+    if not systemd_booted(ctx.systemd_dir):
         return _no_systemd(ctx)
-    argv = ("systemctl", "show", UNIT, "--property=" + ",".join(_PROPERTIES))
+    argv = tuple(show_argv(UNIT, STATE_PROPERTIES))
     try:
         done = ctx.run(argv, SYSTEMCTL_TIMEOUT)
     except FileNotFoundError:
@@ -42,8 +49,7 @@ def systemd_unit(ctx: Context) -> Finding:
             "systemctl could not show the unit",
             detail=reason[-1] if reason else f"exit status {done.returncode}",
         )
-    props = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return _judge(ctx, props)
+    return _judge(ctx, parse_properties(done.stdout))
 
 
 def _judge(ctx: Context, props: dict[str, str]) -> Finding:
@@ -95,11 +101,7 @@ def _judge(ctx: Context, props: dict[str, str]) -> Finding:
 
 
 def _no_systemd(ctx: Context) -> Finding:
-    init = _pid1()
-    detail = (
-        f"systemd is not PID 1 here ({ctx.systemd_dir} does not exist; PID 1 is {init}): "
-        "`docker dso system …` and the dso-agent unit need systemd"
-    )
+    detail = no_systemd_detail(ctx.systemd_dir)
     if ctx.mode == "agent":
         fix = (
             "run `dso agent --mode agent` under what supervises services here (a container "
@@ -111,13 +113,6 @@ def _no_systemd(ctx: Context) -> Finding:
             "`docker dso agent` runs it in the foreground"
         )
     return warn("no systemd on this host: the agent is not a systemd service", detail, fix)
-
-
-def _pid1() -> str:
-    try:
-        return Path("/proc/1/comm").read_text().strip() or "?"
-    except OSError:
-        return "?"
 
 
 CHECKS = (
