@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "rotate": "kernel.cli.rotate:rotate",
     "secret": "kernel.cli.secret:secret",
     "status": "kernel.cli.status:status",
+    "system": "kernel.cli.system:system",
     "up": "kernel.cli.compose:up",
     "validate": "kernel.cli.validate:validate",
     "version": "kernel.cli.version:version",
