@@ -2,8 +2,8 @@
 
 Thin over :mod:`kernel.system`: ``systemctl`` on the dso-agent unit (:mod:`kernel.system.service`),
 the startup check (:mod:`kernel.system.startup`: the agent answers ``health`` on its socket) and
-``journalctl`` (:mod:`kernel.system.journal`). What each verifies, and what to do on a host
-without systemd: docs/service-management.md.
+``journalctl`` (:mod:`kernel.system.journal`, run by :mod:`kernel.cli.system_logs`). What each
+verifies, and what to do on a host without systemd: docs/service-management.md.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 import click
 
 from kernel.cli.app import Application, pass_app
-from kernel.errors import AgentError, ExitCode, UsageError
+from kernel.errors import AgentError, ExitCode
 from kernel.system.journal import JOURNAL_OUTPUTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from kernel.cli.progress import Progress
@@ -258,6 +257,7 @@ def logs(
       docker dso system logs --trace 4bf92f3577b34da6a3ce929d0e0e4736 -o json
       docker dso system logs DSO_SERVICE=web -p warning
     """
+    from kernel.cli.system_logs import local_logs, run_foreground
     from kernel.system import journal
     from kernel.system.service import systemd_booted
 
@@ -266,7 +266,7 @@ def logs(
         used = [name for name, value in filters.items() if value] + (
             ["FIELD=VALUE"] * bool(matches)
         )
-        return _local_logs(app, lines, follow, used)
+        return local_logs(app, lines, follow, used)
     fields = [journal.field_match(m) for m in matches]
     if trace:
         fields.append(journal.trace_match(trace))
@@ -281,7 +281,7 @@ def logs(
     )
     if not journal.journal_allowed():
         app.warn(f"you may see none of the agent's lines: {journal.JOURNAL_GROUPS_HINT}")
-    return _foreground(argv, follow=follow)
+    return run_foreground(argv, follow=follow)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -413,73 +413,3 @@ def _show_journal(app: Application, result: Startup, *, since: float) -> None:
         app.info(f"the journal could not be read: {note}")
     else:
         app.info(f"the journal has no lines of this start ({where})")
-
-
-def _local_logs(app: Application, lines: int, follow: bool, used: list[str]) -> int:
-    """No systemd: the local agent's log file (this user's dso home), with tail."""
-    from kernel.paths import local_layout
-    from kernel.system.service import no_systemd_detail
-
-    path = local_layout().logs / "dso.log"
-    if not path.is_file():
-        raise AgentError(
-            f"no systemd on this host ({no_systemd_detail()}) and no local agent log at {path}",
-            hint="`docker dso agent` runs the agent in the foreground (its log on stderr); "
-            f"`docker dso up -d` starts a local agent that logs to {path}; a host agent logs "
-            "to stderr and to logging.file of its configuration",
-        )
-    if used:
-        raise UsageError(
-            f"{', '.join(used)} need the journal, and this host has no systemd",
-            hint=f"the local agent's log is a file: grep it ({path})",
-        )
-    app.info(f"no systemd on this host: the local agent's log, {path}")
-    argv = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
-    return _foreground(argv, follow=follow)
-
-
-def _foreground(argv: list[str], *, follow: bool) -> int:
-    """Run ``argv`` on this terminal until it ends or Ctrl-C (then 0 when following).
-
-    A child, not exec: under the Docker CLI without a terminal, Ctrl-C arrives as the closing
-    of docker's plugin socket (kernel.cli.docker_plugin), which an exec'd program would not
-    hold. The child gets SIGTERM if this process dies first, so a ``-f`` never outlives it.
-    """
-    import signal
-    import subprocess
-
-    try:
-        child = subprocess.Popen(argv, preexec_fn=_dies_with_parent())
-    except FileNotFoundError:
-        raise AgentError(f"{argv[0]} is not installed") from None
-    try:
-        return child.wait()
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGINT)
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        return ExitCode.OK if follow else ExitCode.INTERRUPTED
-
-
-def _dies_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that arms SIGTERM on the parent's death (Linux ``prctl``)."""
-    import ctypes
-    import os
-    import signal
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork
-    parent = os.getpid()
-    set_pdeathsig = 1
-
-    def arm() -> None:
-        prctl(set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
