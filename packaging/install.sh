@@ -4,8 +4,7 @@
 #   sudo ./dso-VERSION/install                       install the unpacked release, make it current
 #   sudo sh install --from dso-VERSION-linux-x86_64.tar.gz [--sums FILE]
 #                                                    the same from the tarball
-#   sudo /opt/dso/releases/VERSION/install --rollback
-#                                                    back to the release current before the last switch
+#   sudo /opt/dso/current/install --rollback         back to the release current before the last switch
 #   sh install --list                                installed releases, current and previous
 #
 # Nothing is replaced before the release's SHA256SUMS has been verified: every file listed matches,
@@ -14,7 +13,8 @@
 # kernel, plugins/ its providers); /usr/local/bin/dso is a link to .../<version>/dso/dso, switched by
 # one rename, and /usr/local/lib/docker/cli-plugins/docker-dso links to /usr/local/bin/dso, so one
 # switch moves dso, docker dso and the bundled providers together. The link's previous target is
-# recorded in /opt/dso/previous. The last 3 releases are kept, and older ones only when current,
+# recorded in /opt/dso/previous; /opt/dso/current follows the link to the release directory (for
+# scripts: /opt/dso/current/install). The last 3 releases are kept, and older ones only when current,
 # previous, or still run by a process. The agent is never restarted here: the script prints the
 # command. --activate (the Debian package's postinst) switches to the release this script belongs
 # to, already in /opt/dso/releases.
@@ -22,6 +22,7 @@ set -eu
 
 RELEASES=/opt/dso/releases
 PREVIOUS=/opt/dso/previous
+CURRENT=/opt/dso/current
 BIN=/usr/local/bin/dso
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 PLUGIN=$PLUGIN_DIR/docker-dso
@@ -44,7 +45,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    sed -n '2,8s/^# \{0,1\}//p' "$0"
     exit "${1:-0}"
 }
 
@@ -73,8 +74,8 @@ verify() {
     sed -n 's/^[0-9a-f]\{64\} [ *]//p' "$dir/SHA256SUMS" | LC_ALL=C sort >"$lists/listed"
     (cd "$dir" && find . \( -type f -o -type l \) ! -path ./SHA256SUMS) | sed 's|^\./||' |
         LC_ALL=C sort >"$lists/present"
-    unlisted=$(LC_ALL=C comm -13 "$lists/listed" "$lists/present" | head -3 | tr '\n' ' ')
-    missing=$(LC_ALL=C comm -23 "$lists/listed" "$lists/present" | head -3 | tr '\n' ' ')
+    unlisted=$(LC_ALL=C comm -13 "$lists/listed" "$lists/present" | head -3 | paste -sd ' ' -)
+    missing=$(LC_ALL=C comm -23 "$lists/listed" "$lists/present" | head -3 | paste -sd ' ' -)
     rm -rf "$lists"
     [ -z "$unlisted" ] || die "refusing $dir: files not in its SHA256SUMS: $unlisted; nothing was changed"
     [ -z "$missing" ] || die "refusing $dir: files of its SHA256SUMS are missing: $missing; nothing was changed"
@@ -198,6 +199,7 @@ activate() {
         say "moved the previous $BIN (not a release link) to $BIN.backup"
     fi
     relink "$BIN" "$target"
+    relink "$CURRENT" "$dest"
     if [ -n "$old" ] && [ "$old" != "$target" ] && [ -x "$old" ]; then
         record_previous "$old"
     elif [ -f "$PREVIOUS" ] && [ ! -x "$(cat "$PREVIOUS")" ]; then
@@ -209,7 +211,7 @@ activate() {
     say "dso $(cat "$dest/VERSION") is the current release: $BIN -> $target"
     say "docker dso: $PLUGIN -> $BIN"
     if [ -f "$PREVIOUS" ]; then
-        say "previous release (sudo $dest/install --rollback): $(release_of "$(cat "$PREVIOUS")")"
+        say "previous release (sudo $CURRENT/install --rollback): $(release_of "$(cat "$PREVIOUS")")"
     fi
     prune
     next_steps
@@ -281,6 +283,7 @@ cmd_rollback() {
     verify "$dest"
     old=$(current_target)
     relink "$BIN" "$target"
+    relink "$CURRENT" "$dest"
     [ -z "$old" ] || [ "$old" = "$target" ] || record_previous "$old"
     relink "$PLUGIN" "$BIN"
     touch "$dest"

@@ -35,6 +35,7 @@ BUILD_TIMEOUT = 900
 RELEASES = "/opt/dso/releases"
 BIN = "/usr/local/bin/dso"
 PLUGIN = "/usr/local/lib/docker/cli-plugins/docker-dso"
+CURRENT = "/opt/dso/current"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def copy_release(host: TestHost, release: Release, directory: str) -> str:
 def state(host: TestHost) -> str:
     """What an install may change: the links, the releases and the recorded previous one."""
     return host.sh(
-        f"readlink {BIN} {PLUGIN} || true; ls -A {RELEASES} 2>/dev/null || true;"
+        f"readlink {BIN} {PLUGIN} {CURRENT} || true; ls -A {RELEASES} 2>/dev/null || true;"
         " cat /opt/dso/previous 2>/dev/null || true; getent group dso || true"
     ).stdout
 
@@ -118,6 +119,7 @@ def test_the_unpacked_release_installs_and_switches_dso_and_docker_dso(
     assert "sudo docker dso bootstrap agent" in done.stdout  # no /etc/dso/dso.yaml yet
     assert test_host.exec("readlink", BIN).stdout.strip() == first.target
     assert test_host.exec("readlink", PLUGIN).stdout.strip() == BIN
+    assert test_host.exec("readlink", CURRENT).stdout.strip() == f"{RELEASES}/{first.version}"
     assert test_host.exec("getent", "group", "dso").returncode == 0
     owners = test_host.sh(
         f"find {RELEASES}/{first.version} ! -type l \\( ! -user root -o -perm -o+w \\) | head -3"
@@ -155,25 +157,27 @@ def test_a_damaged_or_altered_release_is_refused_and_nothing_changes(
     before = state(test_host)
     name = f"dso-{second.version}"
     program = f"{name}/plugins/dso-provider-local/dso-provider-local"
+    test_host.sh(
+        f"rm -rf /root/pristine && mkdir /root/pristine && tar -xzf {tarball} -C /root/pristine"
+    )
+    unpacked = f"cd /root/bad && cp -a /root/pristine/{name} ."
     attempts = {
         # the tarball itself differs from the SHA256SUMS published beside it
         "tarball": f"cp {tarball} /root/r2/SHA256SUMS /root/bad/"
         f" && printf x >> /root/bad/{second.tarball.name}"
         f" && sh {RELEASES}/{first.version}/install --from /root/bad/{second.tarball.name}",
         # a program of the release was altered after it was unpacked
-        "altered": f"cd /root/bad && tar -xzf {tarball} && printf x >> {program}"
-        f" && ./{name}/install",
+        "altered": f"{unpacked} && printf x >> {program} && ./{name}/install",
         # a file was added that SHA256SUMS does not list
-        "added": f"cd /root/bad && tar -xzf {tarball} && echo x > {name}/plugins/extra.so"
-        f" && ./{name}/install",
+        "added": f"{unpacked} && echo x > {name}/plugins/extra.so && ./{name}/install",
         # a file the manifest lists is missing
-        "removed": f"cd /root/bad && tar -xzf {tarball} && rm {name}/VERSION && ./{name}/install",
+        "removed": f"{unpacked} && rm {name}/VERSION && ./{name}/install",
         # altered, its manifest line updated to match, and re-packed: the published checksum
         # of the tarball catches it
-        "repacked": f"cd /root/bad && tar -xzf {tarball} && printf x >> {program}"
+        "repacked": f"{unpacked} && printf x >> {program}"
         f" && (cd {name} && sed -i '/dso-provider-local\\/dso-provider-local$/d' SHA256SUMS"
         f" && sha256sum plugins/dso-provider-local/dso-provider-local >> SHA256SUMS)"
-        f" && tar -czf {second.tarball.name} {name} && cp /root/r2/SHA256SUMS ."
+        f" && tar -cf - {name} | gzip -1 > {second.tarball.name} && cp /root/r2/SHA256SUMS ."
         f" && sh {RELEASES}/{first.version}/install --from {second.tarball.name}",
     }
     reasons = {
@@ -205,7 +209,7 @@ def test_an_upgrade_switches_everything_and_a_rollback_switches_it_back(
 
     done = test_host.exec("sh", f"{RELEASES}/{first.version}/install", "--from", tarball)
     assert f"verified {second.tarball.name} against /root/r2/SHA256SUMS" in done.stdout
-    assert f"previous release (sudo {RELEASES}/{second.version}/install --rollback)" in done.stdout
+    assert f"previous release (sudo {CURRENT}/install --rollback)" in done.stdout
     assert "sudo docker dso system restart" in done.stdout
     assert test_host.exec("readlink", BIN).stdout.strip() == second.target
     assert test_host.exec("cat", "/opt/dso/previous").stdout.strip() == first.target
@@ -214,7 +218,8 @@ def test_an_upgrade_switches_everything_and_a_rollback_switches_it_back(
     listing = json.loads(test_host.exec("dso", "providers", "list", "--json").stdout)
     assert listing["release_plugins_dir"] == f"{RELEASES}/{second.version}/plugins"
 
-    back = test_host.exec(f"{RELEASES}/{second.version}/install", "--rollback")
+    assert test_host.exec("readlink", CURRENT).stdout.strip() == f"{RELEASES}/{second.version}"
+    back = test_host.exec(f"{CURRENT}/install", "--rollback")
     assert f"rolled back: {BIN} -> {first.target}" in back.stdout
     assert "sudo docker dso system restart" in back.stdout
     assert dso_version(test_host, "docker")["commit"] == first.commit
@@ -222,10 +227,11 @@ def test_an_upgrade_switches_everything_and_a_rollback_switches_it_back(
     listed = test_host.exec("sh", f"{RELEASES}/{first.version}/install", "--list").stdout
     assert listed.split("\n")[:2] == [f"{first.version} (current)", f"{second.version} (previous)"]
 
-    forth = test_host.exec(f"{RELEASES}/{first.version}/install", "--rollback")  # undoes it
+    assert test_host.exec("readlink", CURRENT).stdout.strip() == f"{RELEASES}/{first.version}"
+    forth = test_host.exec(f"{CURRENT}/install", "--rollback")  # undoes it
     assert f"rolled back: {BIN} -> {second.target}" in forth.stdout
     assert dso_version(test_host)["commit"] == second.commit
-    test_host.exec(f"{RELEASES}/{first.version}/install", "--rollback")
+    test_host.exec(f"{CURRENT}/install", "--rollback")
 
 
 def test_old_releases_are_pruned_to_the_last_three_but_never_previous_or_running_ones(
@@ -285,13 +291,14 @@ def test_the_deb_installs_upgrades_and_removes_without_touching_the_operators_fi
 
     host.exec("dpkg", "-i", f"/root/{second.deb.name}")  # an upgrade
     assert host.exec("readlink", BIN).stdout.strip() == second.target
+    assert host.exec("readlink", CURRENT).stdout.strip() == f"{RELEASES}/{second.version}"
     assert dso_version(host)["commit"] == second.commit
     assert host.exec("ls", RELEASES).stdout.split() == [second.version]  # dpkg removed the old
     assert host.exec("test", "-e", "/opt/dso/previous", check=False).returncode == 1
 
     host.exec("dpkg", "-r", "dso")
-    gone = host.sh(f"ls -d {BIN} {PLUGIN} {RELEASES} /lib/systemd/system/dso-agent.service"
-                   " 2>/dev/null || true").stdout  # fmt: skip
+    unit = "/lib/systemd/system/dso-agent.service"
+    gone = host.sh(f"ls -d {BIN} {PLUGIN} {CURRENT} {RELEASES} {unit} 2>/dev/null || true").stdout
     assert gone == ""
     assert host.exec("cat", "/etc/dso/dso.yaml").stdout == "version: 1\n"
     assert host.exec("test", "-d", "/var/lib/dso").returncode == 0
