@@ -113,6 +113,13 @@ current_target() {
     readlink "$BIN" 2>/dev/null || true
 }
 
+is_release_target() { # TARGET: true for /opt/dso/releases/<version>/dso/dso
+    case $1 in
+    "$RELEASES"/*/dso/dso) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+
 release_of() { # TARGET (/opt/dso/releases/V/dso/dso) -> /opt/dso/releases/V
     printf '%s\n' "${1%/dso/dso}"
 }
@@ -200,7 +207,7 @@ activate() {
     fi
     relink "$BIN" "$target"
     relink "$CURRENT" "$dest"
-    if [ -n "$old" ] && [ "$old" != "$target" ] && [ -x "$old" ]; then
+    if is_release_target "$old" && [ "$old" != "$target" ] && [ -x "$old" ]; then
         record_previous "$old"
     elif [ -f "$PREVIOUS" ] && [ ! -x "$(cat "$PREVIOUS")" ]; then
         rm -f "$PREVIOUS" # its release is gone (e.g. removed by dpkg on an upgrade)
@@ -284,11 +291,15 @@ cmd_rollback() {
     old=$(current_target)
     relink "$BIN" "$target"
     relink "$CURRENT" "$dest"
-    [ -z "$old" ] || [ "$old" = "$target" ] || record_previous "$old"
+    if is_release_target "$old" && [ "$old" != "$target" ]; then
+        record_previous "$old"
+    fi
     relink "$PLUGIN" "$BIN"
     touch "$dest"
     say "rolled back: $BIN -> $target (dso $(cat "$dest/VERSION"))"
-    [ -z "$old" ] || say "previous release (--rollback again to return): $(release_of "$old")"
+    if is_release_target "$old"; then
+        say "previous release (--rollback again to return): $(release_of "$old")"
+    fi
     say "The agent still runs the release it started from; restart it:"
     say "    sudo docker dso system restart"
 }

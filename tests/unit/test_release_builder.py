@@ -141,6 +141,46 @@ def test_the_tarball_is_sorted_root_owned_dated_and_repeatable(
     assert next(m for m in members if m.name.endswith("link")).linkname == "z"
 
 
+def test_the_kernel_stamp_changes_with_a_new_module_or_a_hook_not_with_other_files(
+    builder: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers = builder.providers
+    specs = tmp_path / "build" / "pyinstaller"
+    (specs / "entries").mkdir(parents=True)
+    (specs / "hooks").mkdir()
+    for path in ("dso.spec", "bundle.py", "entries/dso_kernel.py", "hooks/rthooks.dat"):
+        (specs / path).write_text(path)
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel" / "cli.py").write_text("frozen")
+    (tmp_path / "docs.md").write_text("not frozen")
+    monkeypatch.setattr(providers, "REPO", tmp_path)
+    monkeypatch.setattr(providers, "SPECS", specs)
+    program = providers.Program(
+        "kernel",
+        "dso",
+        specs / "dso.spec",
+        specs / "entries" / "dso_kernel.py",
+        tmp_path / "dist",
+        walks=("kernel",),
+        hooks=(specs / "hooks",),
+    )
+
+    def digest() -> str:
+        return str(providers._digest(program, ["kernel/cli.py"], "env"))
+
+    first = digest()
+    (tmp_path / "docs.md").write_text("changed")
+    assert digest() == first
+    (tmp_path / "kernel" / "new.py").write_text("")  # imported by nothing yet: still a change
+    second = digest()
+    assert second != first
+    (tmp_path / "kernel" / "cli.py").write_text("changed")
+    third = digest()
+    assert third != second
+    (specs / "hooks" / "rthooks.dat").write_text("changed")
+    assert digest() != third
+
+
 def test_the_control_file_and_maintainer_scripts_are_complete(builder: ModuleType) -> None:
     control = builder.control_text("0.1.0+r2", 151234, "2.36")
     fields = dict(
