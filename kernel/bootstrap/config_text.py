@@ -149,7 +149,29 @@ def render_config(
                 "    # dso-agent`: [Service] EnvironmentFile=/etc/dso/vault.env, mode 600).",
                 "    env: [VAULT_TOKEN]",
             ]
+    if mode == "agent":
+        lines += _tunables()
     return "\n".join(lines) + "\n"
+
+
+#: The agent's tunables a host agent's file spells out at their defaults (the spec's
+#: "Performance Tuning"), so an operator finds and changes them in place (docs/operations.md).
+AGENT_TUNABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cache", ("ttl", "max_size")),
+    ("rotation", ("strategy", "timeout", "rollback_on_failure")),
+    ("watch", ("polling_interval", "debounce_window")),
+)
+
+
+def _tunables() -> list[str]:
+    from kernel.config.schema import default_text, lookup
+
+    lines = ["# The agent's tunables, at their defaults.", "agent:"]
+    for section, keys in AGENT_TUNABLES:
+        lines.append(f"  {section}:")
+        lines += [f"    {key}: {default_text(lookup(f'agent.{section}.{key}'))}" for key in keys]
+    lines += ["logging:", f"  level: {default_text(lookup('logging.level'))}"]
+    return lines
 
 
 def check_text(text: str, path: str) -> Config:

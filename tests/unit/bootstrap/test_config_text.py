@@ -91,3 +91,12 @@ def test_check_text_names_the_file_and_line_and_counts_the_rest() -> None:
         check_text("version: 1\nagnet: {}\nlogging: 3\n", "/etc/dso/dso.yaml")
     assert caught.value.message.startswith("/etc/dso/dso.yaml:2: agnet:")
     assert caught.value.hint is not None and "1 more problem" in caught.value.hint
+
+
+def test_the_agent_file_spells_out_the_tunables_at_their_defaults() -> None:
+    text = render_config(choose_providers([], {}), mode="agent")
+    config = check_text(text, "/etc/dso/dso.yaml")
+    assert "    max_size: 500Mi" in text and "    polling_interval: 5m" in text
+    defaults = check_text("version: 1\n", "/etc/dso/dso.yaml")
+    assert config.agent == defaults.agent
+    assert config.logging == defaults.logging
