@@ -1,20 +1,22 @@
 """Entry point of ``dso``: which command runs, and how its errors end (message, exit code).
 
-``status --json`` is answered by :mod:`kernel.cli.quick` when it can be, without click;
-everything else goes to the click tree of :mod:`kernel.cli.root` (``cli`` here too). This module
-imports neither: the time of ``docker dso status --json`` is mostly Python starting twice.
+``status --json`` and ``version`` are answered by :mod:`kernel.cli.quick` when they can be,
+without click; everything else goes to the click tree of :mod:`kernel.cli.root` (``cli`` here
+too). This module imports neither: the time of ``docker dso status --json`` is mostly Python
+starting twice.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kernel.cli.root import LazyGroup, cli
 
-__all__ = ["COMMANDS", "EPILOG", "LazyGroup", "cli", "main", "run"]
+__all__ = ["COMMANDS", "EPILOG", "SUMMARIES", "LazyGroup", "cli", "main", "run"]
 
 #: Command name → "module:attribute". Imported only when used, so ``version`` stays fast.
 COMMANDS: dict[str, str] = {
@@ -39,6 +41,42 @@ COMMANDS: dict[str, str] = {
     "up": "kernel.cli.compose:up",
     "validate": "kernel.cli.validate:validate",
     "version": "kernel.cli.version:version",
+}
+
+#: Command name → the first paragraph of its help: ``dso --help`` lists the commands from here
+#: without importing each (tests/unit/test_cli_help_fast.py holds the two equal; a command
+#: missing here is imported to be listed).
+SUMMARIES: dict[str, str] = {
+    "agent": "Watch the providers and Docker, and roll changed secrets out by itself.",
+    "bootstrap": "Set up dso on this host: the systemd agent (as root), or ~/.dso for a user.",
+    "compose": (
+        "Run any other `docker compose` command on the same project (ps, logs, stop, restart…)."
+    ),
+    "config": "Check and show the dso configuration (every key: docs/configuration.md).",
+    "doctor": (
+        "Check this installation: Docker, Compose, configuration, directories, the agent, "
+        "systemd, provider programs, tmpfs, state files, rotations, orphans and locks."
+    ),
+    "down": "Run `docker compose down`, then remove the project's secret files from the tmpfs.",
+    "events": "Follow the agent's events as they happen, one line each, until Ctrl-C.",
+    "extensions": (
+        "Extensions: in-process Python code notified of every rotation, able to veto a swap."
+    ),
+    "fetch": "Resolve REFERENCE (dso://… or dsofile://…) through its provider and report it.",
+    "init": "Create ~/.dso (or $DSO_HOME), a vault key, an empty local vault and config.yaml.",
+    "install": "Install dso as a Docker CLI plugin, so `docker dso …` works.",
+    "migrate": (
+        "Propose which variables of a compose project are secrets; with --apply, migrate them."
+    ),
+    "providers": "Provider programs: the processes that fetch secrets from each back end.",
+    "recover": "Finish or undo rotations a crash interrupted; remove their leftover containers.",
+    "rotate": "Roll new secret versions out to services or containers, without downtime.",
+    "secret": "Manage secrets in the local encrypted vault (~/.dso/vault.enc).",
+    "status": "Show what the agent knows, live or from its state files.",
+    "system": "The host agent as a systemd service (dso-agent.service).",
+    "up": "Resolve the project's secret references, then run `docker compose up`.",
+    "validate": "Check that every secret reference of the compose project parses and resolves.",
+    "version": "Show the versions of dso, Python and the Docker daemon.",
 }
 
 EPILOG = """\b

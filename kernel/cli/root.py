@@ -13,15 +13,23 @@ from typing import Any
 import click
 
 from kernel import __version__
-from kernel.cli.main import COMMANDS, EPILOG
+from kernel.cli.main import COMMANDS, EPILOG, SUMMARIES
 
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, str],
+        summaries: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy
+        #: The first paragraph of a lazy command's help, to list it without importing it.
+        self.summaries = summaries or {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -34,10 +42,32 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with the summaries of lazy commands instead of their modules (importing
+        every command made ``dso --help`` ~0.3 s)."""
+        names = [
+            (name, None if name in self.summaries else self.get_command(ctx, name))
+            for name in self.list_commands(ctx)
+        ]
+        shown = [(name, cmd) for name, cmd in names if cmd is None or not cmd.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        rows = [
+            (
+                name,
+                (cmd or click.Command(name, help=self.summaries[name])).get_short_help_str(limit),
+            )
+            for name, cmd in shown
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 @click.group(
     cls=LazyGroup,
     lazy=COMMANDS,
+    summaries=SUMMARIES,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DSO"},
 )

@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING
 import click
 
 from kernel.cli.app import Application, pass_app
-from kernel.cli.rotate_output import show_result
-from kernel.cli.rotation_kit import finish_project, project_hasher, start_project
-from kernel.errors import ExitCode
 from kernel.rotation.choose import CHOICES
 
 if TYPE_CHECKING:
@@ -106,6 +103,8 @@ def rotate(
     """
     import dataclasses
 
+    from kernel.cli.rotate_output import show_result
+    from kernel.cli.rotation_kit import finish_project, project_hasher, start_project
     from kernel.compose.args import split_args
     from kernel.containers.client import connect
     from kernel.rotation.targets import resolve_targets
@@ -158,6 +157,8 @@ def rotate(
     failed = [r for r in results if not r.ok]
     if not failed:
         return
+    from kernel.errors import ExitCode
+
     errors = [r.error for r in failed if r.error is not None]
     if single and errors and failed[0].untouched:
         raise errors[0]
