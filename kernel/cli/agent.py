@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -22,8 +23,17 @@ __all__ = ["MODES", "agent"]
     "local: this user's ~/.dso ($DSO_HOME); agent: the host's /etc/dso and /var/lib/dso "
     "(the systemd service, as root)."
 )
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuration file, as the global -c (the spec's unit writes `dso agent --config "
+    "/etc/dso/dso.yaml`; that file means --mode agent unless --mode says otherwise).",
+)
 @click.pass_context
-def agent(ctx: click.Context, mode: str) -> None:
+def agent(ctx: click.Context, mode: str | None, config_path: Path | None) -> None:
     """Watch the providers and Docker, and roll changed secrets out by itself.
 
     Without a subcommand, runs the agent in the foreground until SIGTERM or Ctrl-C (what
@@ -38,8 +48,16 @@ def agent(ctx: click.Context, mode: str) -> None:
     Examples:
       docker dso agent                       foreground, local mode (~/.dso)
       sudo dso agent --mode agent            the host agent (/etc/dso/dso.yaml)
+      sudo dso agent --config /etc/dso/dso.yaml   the same, as the spec's unit writes it
       docker dso agent stop
     """
+    if config_path is not None:
+        from kernel.paths import installation_mode
+
+        app = ctx.find_object(Application)
+        assert app is not None
+        app.config_path = config_path
+        mode = mode or installation_mode(config_path)
     ctx.meta["dso.agent.mode"] = mode
     if ctx.invoked_subcommand is None:
         app = ctx.find_object(Application)
@@ -86,7 +104,7 @@ def stop(ctx: click.Context, app: Application, timeout: float) -> None:
     app.info(f"agent (pid {pid}) stopped")
 
 
-def _run(app: Application, mode: str) -> None:
+def _run(app: Application, mode: str | None) -> None:
     import signal
 
     from kernel.agent.daemon import Agent

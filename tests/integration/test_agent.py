@@ -159,6 +159,21 @@ def test_a_second_agent_refuses_and_names_the_first(
     first.proc = None
 
 
+def test_the_spec_form_agent_config_file_reads_that_file(
+    project: ComposeProject, agent: Callable[..., AgentProcess]
+) -> None:
+    """``dso agent --config FILE`` (the spec's ExecStart) reads FILE, as the global -c does."""
+    configure(project)
+    config = Path(project.env["DSO_HOME"]) / "config.yaml"
+    moved = project.dir / "elsewhere.yaml"
+    config.rename(moved)
+    process = agent("--config", str(moved))
+    process.start()
+    assert f"Configuration loaded from {moved}" in process.text()
+    missing = project.dso("agent", "--config", str(project.dir / "absent.yaml"), ok=False)
+    assert missing.returncode != 0 and "absent.yaml" in missing.stderr
+
+
 def test_up_starts_a_local_agent_that_rolls_changes_out(project: ComposeProject) -> None:
     two_services(project)
     configure(project)
