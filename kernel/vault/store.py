@@ -241,6 +241,15 @@ class Vault:
             result[name] = _entry(record) if record is not None and not record.deleted else None
         return result
 
+    def read_all(self) -> dict[str, SecretEntry]:
+        """Every live secret with its value from one read of the file: the whole snapshot the
+        local provider keeps while the file is unchanged (names absent here have no value)."""
+        return {
+            name: _entry(record)
+            for name, record in self._read_records().items()
+            if not record.deleted
+        }
+
     # -- writes -----------------------------------------------------------------------------
 
     def set(self, name: str, value: SecretValue) -> int:
