@@ -286,18 +286,21 @@ def _providers(providers: Mapping[str, Any], types: Mapping[str, str]) -> Doc:
         process = status.get("state")
         if process in ("stopped", "closed"):
             state = "stopped"
+        elif process == "idle":
+            state = "idle"  # stopped for idleness: the next request starts it, not an outage
         elif process == "running" and (breaker or {}).get("state") != "open":
             state = "up"
         else:
             state = "down"
         starts = status.get("starts") or 0
+        woken = status.get("idle_stops") or 0
         doc[name] = {
             "type": status.get("type") or types.get(name),
             "state": state,
             "process": process,
             "pid": status.get("pid"),
             "version": status.get("version"),
-            "restarts": max(0, int(starts) - 1),
+            "restarts": max(0, int(starts) - 1 - int(woken)),
             "crashes": status.get("crashes") or 0,
             "breaker": dict(breaker) if breaker is not None else None,
             "latency": dict(status.get("latency") or {}),

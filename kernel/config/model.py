@@ -55,6 +55,8 @@ class ProviderConfig:
     name: str
     type: str
     timeout: float = default(f"{_P}.timeout")
+    #: Seconds without a request or a watch before the process is stopped (0: never).
+    idle_timeout: float = default(f"{_P}.idle_timeout")
     env: tuple[str, ...] = default(f"{_P}.env")
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     #: Type-specific settings, ``${VAR}`` already expanded; credentials are SecretValue.
@@ -269,6 +271,7 @@ def build_config(
             name=name,
             type=spec["type"],
             timeout=spec["timeout"],
+            idle_timeout=spec["idle_timeout"],
             env=tuple(spec["env"]),
             breaker=BreakerConfig(**spec["breaker"]),
             settings=_frozen(spec["settings"]),

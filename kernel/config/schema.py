@@ -157,6 +157,16 @@ _PROVIDER = Field(
             minimum=0.001,
         ),
         Field(
+            "idle_timeout",
+            FieldType.DURATION,
+            "Stop the provider's process after this long with no request and no watch; the "
+            "next request starts it again (a cold start of 50-300 ms) with its breaker and "
+            "latency kept. The default is shorter than the 5 min poll, so a provider asked only "
+            "at each poll does not keep its SDK resident between polls; one that watches (the "
+            "local vault's inotify) never idles. `0s` keeps it running.",
+            default="1m",
+        ),
+        Field(
             "env",
             FieldType.NAMES,
             "Environment variables passed to the provider process (for example `AWS_PROFILE`, "

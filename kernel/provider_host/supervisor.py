@@ -5,7 +5,14 @@ on the first call, and after a crash restarts it with exponential backoff and ji
 arriving during a short backoff waits for it; a background timer restarts the provider anyway,
 so watches resume). Every call goes through the provider's
 :class:`~kernel.provider_host.breaker.CircuitBreaker` and is timed in its
-:class:`~kernel.provider_host.stats.LatencyStats`.
+:class:`~kernel.provider_host.stats.LatencyStats`; both belong to the supervisor, not to a
+process, so they outlive restarts.
+
+A provider with no watch and no call for ``idle_timeout`` seconds (``providers.<name>.
+idle_timeout``) is stopped gracefully and reported ``idle``; the next call starts it again
+like the first one. Calls in flight are counted under the supervisor's lock, which the idle
+stop takes too: a process with a call in flight is never stopped, and a call arriving after
+the stop starts a new process.
 
 What the breaker counts as one failure: a request answered with a code in
 :data:`kernel.protocol.BREAKER_CODES` (``auth_failed``, ``unavailable``, ``timeout``,
@@ -113,6 +120,16 @@ class SupervisedProvider:
         self._watch: tuple[tuple[SecretRef, ...], Callable[[Changed], None]] | None = None
         self._warm_error: DSOError | None = None
         self._closed = False
+        self.idle_timeout = config.idle_timeout
+        #: Calls holding the current process (between ``_running`` and their answer).
+        self._in_flight = 0
+        self._last_used = 0.0
+        self._idle_timer: threading.Timer | None = None
+        #: Stopped for idleness (not a crash); cleared by the next start.
+        self._idle = False
+        self._idle_stops = 0
+        #: Processes being stopped for idleness (outside the lock): ``close`` waits for them.
+        self._retiring: list[ProviderClient] = []
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -170,6 +187,9 @@ class SupervisedProvider:
         except BaseException:
             self.breaker.release(ticket)
             raise
+        finally:
+            if client is not None:
+                self._call_done()
         self._judge_result(ticket, result)
         return result
 
@@ -208,6 +228,7 @@ class SupervisedProvider:
                     raise ProviderUnavailableError("the host is closed", provider=self.name)
                 client = self._client
                 if client is not None and client.alive:
+                    self._in_flight += 1
                     return client
                 if self._warm_error is not None:
                     error, self._warm_error = self._warm_error, None
@@ -216,7 +237,9 @@ class SupervisedProvider:
                     self._note_exit(client)
                 wait = self._next_start - self._clock()
                 if wait <= 0:
-                    return self._start()
+                    client = self._start()
+                    self._in_flight += 1
+                    return client
                 if wait > timeout:
                     raise ProviderUnavailableError(
                         f"{self._last_exit or 'it stopped'}; restarting in {wait:.1f} s",
@@ -229,6 +252,7 @@ class SupervisedProvider:
         """Start a process (lock held). A failure delays the next attempt with backoff, and
         retries it in the background if this was a background restart after a crash."""
         command = self._command = self._resolve()
+        self._idle = False
         try:
             client = ProviderClient.start(
                 command,
@@ -247,8 +271,12 @@ class SupervisedProvider:
         self._started_at = self._clock()
         self._starts += 1
         client.on_exit = self._on_exit
-        if self._starts > 1:
+        if self._starts > 1 and self._starts - 1 == self._idle_stops:
+            log.debug("provider %s started again after idling (pid %d)", self.name, client.pid)
+        elif self._starts > 1:
             log.info("provider %s restarted (pid %d)", self.name, client.pid)
+        self._last_used = self._clock()
+        self._arm_idle(self.idle_timeout)
         if self._watch is not None:
             refs, callback = self._watch
             try:
@@ -309,6 +337,59 @@ class SupervisedProvider:
         self._timer.daemon = True
         self._timer.start()
 
+    # -- idling -------------------------------------------------------------------------------
+
+    def _call_done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._last_used = self._clock()
+            if self._idle_timer is None:
+                self._arm_idle(self.idle_timeout)
+
+    def _watching(self) -> bool:
+        return self._watch is not None and bool(self._watch[0])
+
+    def _arm_idle(self, delay: float) -> None:
+        """Check for idleness in ``delay`` seconds (lock held). One timer at a time: a call
+        only moves ``_last_used``, and the check re-arms itself for the time left."""
+        if self.idle_timeout <= 0 or self._closed or self._idle_timer is not None:
+            return
+        timer = threading.Timer(max(0.0, delay), self._idle_check)
+        timer.daemon = True
+        timer.name = f"dso-idle-{self.name}"
+        self._idle_timer = timer
+        timer.start()
+
+    def _idle_check(self) -> None:
+        """Stop the process if nothing used it for ``idle_timeout`` and nothing watches."""
+        with self._lock:
+            self._idle_timer = None
+            client = self._client
+            if self._closed or client is None or not client.alive or self._watching():
+                return  # a crash restart or a watch re-arms when it ends
+            if self._in_flight:
+                return  # the last call to finish re-arms
+            left = self._last_used + self.idle_timeout - self._clock()
+            if left > 0:
+                self._arm_idle(left)
+                return
+            # Detached under the lock: no call can pick it up, and its exit is no crash.
+            self._client = None
+            self._idle = True
+            self._idle_stops += 1
+            self._retiring.append(client)
+        log.info(
+            "provider %s idle for %gs: stopping it (pid %d); the next request starts it again",
+            self.name,
+            self.idle_timeout,
+            client.pid,
+        )
+        try:
+            client.close()
+        finally:
+            with self._lock:
+                self._retiring.remove(client)
+
     # -- status and shutdown ------------------------------------------------------------------
 
     @property
@@ -318,12 +399,15 @@ class SupervisedProvider:
             return self._client
 
     def state(self) -> str:
-        """``running``, ``restarting`` (crashed, backoff), ``stopped`` or ``closed``."""
+        """``running``, ``idle`` (stopped for idleness, starts at the next call),
+        ``restarting`` (crashed, backoff), ``stopped`` or ``closed``."""
         with self._lock:
             if self._closed:
                 return "closed"
             if self._client is not None and self._client.alive:
                 return "running"
+            if self._idle:
+                return "idle"
             return "restarting" if self._next_start > self._clock() else "stopped"
 
     def status(self) -> dict[str, Any]:
@@ -356,6 +440,8 @@ class SupervisedProvider:
                 if client
                 else None,
                 "starts": self._starts,
+                "idle_stops": self._idle_stops,
+                "idle_timeout": self.idle_timeout,
                 "crashes": self._crashes,
                 "last_exit": self._last_exit,
                 "next_start_in": round(max(0.0, self._next_start - self._clock()), 3)
@@ -378,10 +464,16 @@ class SupervisedProvider:
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
             client, self._client = self._client, None
+            retiring = list(self._retiring)
             self._wakeup.notify_all()
         if client is not None:
             client.close()
+        for old in retiring:  # stopped for idleness: wait until reaped (close is idempotent)
+            old.close()
 
 
 def _reason(exc: BaseException) -> str:

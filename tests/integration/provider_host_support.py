@@ -47,11 +47,13 @@ def config_with(
     timeout: float = 5.0,
     threshold: int = 5,
     cooldown: float = 30.0,
+    idle_timeout: float = 0.0,
 ) -> Config:
     provider = ProviderConfig(
         name=name,
         type=name,
         timeout=timeout,
+        idle_timeout=idle_timeout,
         breaker=BreakerConfig(failure_threshold=threshold, cooldown=cooldown),
         settings=settings or {},
     )

@@ -138,6 +138,20 @@ def test_the_live_document_validates_and_says_what_the_agent_knows(tmp_path: Pat
     assert doc["notes"] == {} and obs["notes"] == {}
 
 
+def test_a_provider_stopped_for_idleness_is_idle_not_down(tmp_path: Path) -> None:
+    """Starting again after idling is no restart; the breaker and latency are still shown."""
+    idle = {**provider("aws", state="idle", latency=LATENCY), "starts": 3, "idle_stops": 2}
+    agent = make_agent(tmp_path / "home", host=FakeHost({"aws": idle}))
+
+    doc = live_status(agent)
+
+    validate_status(doc)
+    aws = doc["providers"]["aws"]
+    assert (aws["state"], aws["process"], aws["pid"]) == ("idle", "idle", None)
+    assert aws["restarts"] == 0 and aws["latency"] == LATENCY
+    assert aws["breaker"]["state"] == "closed"
+
+
 def test_the_cache_section_counts_and_never_shows_a_value(tmp_path: Path, canary: str) -> None:
     agent = make_agent(tmp_path / "home")
     agent.cache.put("dso://app/db", Resolved(SecretValue(canary), "7", "local"))
