@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kernel.cli.progress import Timer
-    from kernel.compose.inject import Project
+    from kernel.compose.project import Project
     from kernel.compose.scan import Scan
     from kernel.injection.resolver import Resolved
     from kernel.reference import SecretReference
@@ -61,23 +61,26 @@ def up(app: Application, args: tuple[str, ...]) -> int:
     import contextlib
     import os
 
-    from kernel.compose.inject import PendingProject, scan_project
+    from kernel.compose.project import PendingProject
 
     no_agent = "--no-agent" in args or os.environ.get("DSO_NO_AGENT", "") not in ("", "0")
     compose_args = split_args([a for a in args if a != "--no-agent"])
     progress = Progress()
     with contextlib.ExitStack() as stack:
         with (
-            progress.step("reading the compose project") as read,
             PendingProject(compose_args) as pending,
+            progress.step("reading the compose project") as read,
         ):
             # dso's configuration loads, and the default provider starts, while compose reads
             # the project.
+            from kernel.compose.inject import scan_project
+            from kernel.containers.daemon_info import image_user as daemon_image_user
+
             runtime = app.open_runtime()
             stack.callback(runtime.close)
             runtime.resolver.prewarm()
             project = pending.result()
-            scan = scan_project(project)
+            scan = scan_project(project, daemon_image_user)
         code = _up(app, compose_args, progress, read, project, scan, runtime)
     detached = any(a in ("-d", "--detach") for a in compose_args.rest)
     if code == 0 and detached and not no_agent and scan.services:
@@ -223,7 +226,8 @@ def _down(app: Application, compose_args: ComposeArgs) -> int:
     import os
     from pathlib import Path
 
-    from kernel.compose.inject import load_project, remove_stale_projects
+    from kernel.compose.inject import remove_stale_projects
+    from kernel.compose.project import load_project
     from kernel.compose.runner import run_plain
     from kernel.injection.tmpfs import SecretsDir, default_base
 

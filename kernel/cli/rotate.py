@@ -101,13 +101,12 @@ def rotate(
       docker dso rotate shop-db-1 --strategy restart --timeout 60
       docker dso rotate web --force --json | jq '.rotations[0].phases'
     """
+    import contextlib
     import dataclasses
 
     from kernel.cli.rotate_output import show_result
     from kernel.cli.rotation_kit import finish_project, project_hasher, start_project
     from kernel.compose.args import split_args
-    from kernel.containers.client import connect
-    from kernel.rotation.targets import resolve_targets
 
     tokens = [f"--file={f}" for f in files] + [f"--profile={p}" for p in profiles]
     tokens += [f"--env-file={e}" for e in env_files]
@@ -116,19 +115,29 @@ def rotate(
     if project_directory:
         tokens.append(f"--project-directory={project_directory}")
     compose_args = split_args(tokens)
+    # compose reads the project, and then the default provider starts, while dso imports, loads
+    # its configuration and connects to Docker (once: the batch reuses the connection).
     with start_project(compose_args) as pending:
+        from kernel.containers.client import SharedConnection, connect
+        from kernel.rotation.targets import resolve_targets
+
         runtime = app.open_runtime()
         rotation = runtime.config.agent.rotation
         if timeout is not None:
             rotation = dataclasses.replace(rotation, timeout=timeout)
-        client = connect()
-        project, name = finish_project(app, compose_args, pending)
+        try:
+            runtime.resolver.prewarm()
+            client = connect()
+            connection = SharedConnection(client)
+            project, name = finish_project(app, compose_args, pending)
+        except BaseException:
+            runtime.close()  # the provider prewarm started
+            raise
     services = list((project.model.get("services") or {}) if project else ())
-    with runtime:
+    with runtime, contextlib.closing(connection):
         chosen = resolve_targets(client, targets, project=name, services=services)
-        client.close()
         batch = runtime.batch(
-            connect=connect,
+            connect=connection.connect,
             hasher=project_hasher(runtime, project),
             rotation=rotation,
             strategy=strategy,

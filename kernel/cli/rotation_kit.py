@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from kernel.cli.app import Application
     from kernel.compose.args import ComposeArgs
     from kernel.compose.confighash import ComposeHasher
-    from kernel.compose.inject import PendingProject, Project
+    from kernel.compose.project import PendingProject, Project
     from kernel.runtime import Runtime
 
 
@@ -31,7 +31,7 @@ def start_project(args: ComposeArgs) -> PendingProject | NoProject:
     from pathlib import Path
 
     from kernel.compose.files import project_files
-    from kernel.compose.inject import PendingProject
+    from kernel.compose.project import PendingProject
 
     if not args.global_flags and not project_files(args, Path.cwd(), os.environ).files:
         return NoProject()

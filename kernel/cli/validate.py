@@ -39,7 +39,7 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
       docker dso validate -f compose.yaml -f compose.prod.yaml --profile tools
       docker dso validate --json | jq -r '.problems[] | "\\(.file):\\(.line) \\(.problem)"'
     """
-    from kernel.compose.inject import PendingProject, locate_problems, resolve, scan_project
+    from kernel.compose.project import PendingProject
 
     compose_args = split_args(args)
     if compose_args.rest:
@@ -47,6 +47,9 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
             f"validate takes only compose's global flags; unexpected: {compose_args.rest[0]!r}"
         )
     with PendingProject(compose_args) as pending:
+        from kernel.compose.inject import locate_problems, resolve, scan_project
+        from kernel.containers.daemon_info import image_user as daemon_image_user
+
         runtime = app.open_runtime()
         try:
             project = pending.result()
@@ -56,7 +59,7 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
             raise
     for warning in project.warnings:
         app.warn(warning.removeprefix("warning: "))
-    scan = scan_project(project)
+    scan = scan_project(project, daemon_image_user)
     problems = list(scan.problems)
     with runtime:
         values, more = resolve(scan, runtime.resolver)

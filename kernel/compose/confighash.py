@@ -34,7 +34,7 @@ from kernel.injection.tmpfs import SecretsDir
 from kernel.labels import COMPOSE_HASH_LABEL, CONFIG_HASH_LABEL, REFS_LABEL
 
 if TYPE_CHECKING:
-    from kernel.compose.inject import Project
+    from kernel.compose.project import Project
     from kernel.injection.resolver import Resolved
     from kernel.reference import SecretReference
 

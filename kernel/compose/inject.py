@@ -16,14 +16,16 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel.compose.args import ComposeArgs, UpSelection
-from kernel.compose.files import ProjectFiles, locate, project_files
-from kernel.compose.runner import PendingModel as start_model
+from kernel.compose.args import UpSelection
+from kernel.compose.files import locate
+from kernel.compose.project import PendingProject as PendingProject
+from kernel.compose.project import Project as Project
+from kernel.compose.project import load_project as load_project
 from kernel.compose.runner import compose_projects, image_user
 from kernel.compose.scan import Problem, Scan, scan_model
 from kernel.errors import DSOError, InvalidSecretValueError
@@ -32,6 +34,8 @@ from kernel.injection.resolver import Resolved, Resolver
 from kernel.injection.tmpfs import SecretsDir
 from kernel.reference import SecretReference
 
+#: ``(image, environment) → USER`` (``""``: root by default; None: no such image).
+ImageUserLookup = Callable[[str, Mapping[str, str]], str | None]
 #: Secret directories of projects without containers are removed after this many idle seconds
 #: (a project being built right now has no containers yet).
 STALE_GRACE = 300.0
@@ -39,61 +43,20 @@ STALE_GRACE = 300.0
 MAX_ENV_VALUE = 128 * 1024 - 256
 
 
-@dataclass(frozen=True, slots=True)
-class Project:
-    """A compose project as compose reads it."""
-
-    args: ComposeArgs
-    cwd: Path
-    env: Mapping[str, str]
-    model: dict[str, Any]
-    files: ProjectFiles
-    #: Compose's own warnings while reading it (unset variables…), to show the user.
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return str(self.model["name"])
-
-
-class PendingProject:
-    """A project whose ``docker compose config`` is running; :meth:`result` waits for it."""
-
-    def __init__(
-        self, args: ComposeArgs, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
-    ) -> None:
-        self.args = args
-        self.cwd = cwd or Path.cwd()
-        self.env = dict(os.environ if env is None else env)
-        self._model = start_model(args, cwd=self.cwd, env=self.env)
-
-    def __enter__(self) -> PendingProject:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._model.cancel()
-
-    def result(self) -> Project:
-        """The project; :class:`ComposeError` with compose's message if it rejected it."""
-        model, warnings = self._model.result()
-        files = project_files(self.args, self.cwd, self.env)
-        return Project(self.args, self.cwd, self.env, model, files, tuple(warnings))
-
-
-def load_project(
-    args: ComposeArgs, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
-) -> Project:
-    """Read the project through ``docker compose config``; :class:`ComposeError` if rejected."""
-    with PendingProject(args, cwd=cwd, env=env) as pending:
-        return pending.result()
-
-
-def scan_project(project: Project) -> Scan:
-    """The references of ``project``; asks Docker for the ``USER`` of images that need it."""
+def scan_project(project: Project, daemon_user: ImageUserLookup | None = None) -> Scan:
+    """The references of ``project``; asks Docker for the ``USER`` of images that need it:
+    ``daemon_user`` (the daemon's API, from the CLI layer) if given, else, or when it raises
+    :class:`DSOError`, ``docker image inspect``."""
     users: dict[str, str | None] = {}
 
     def lookup(image: str) -> str | None:
         if image not in users:
+            if daemon_user is not None:
+                try:
+                    users[image] = daemon_user(image, project.env)
+                    return users[image]
+                except DSOError:
+                    pass
             users[image] = image_user(image, project.env)
         return users[image]
 

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from kernel.compose.args import ComposeArgs
+from kernel.compose.plugin import compose_command
 from kernel.errors import ComposeError, DockerUnavailableError
 from kernel.labels import COMPOSE_PROJECT_LABEL
 from kernel.secret_value import SecretValue
@@ -36,10 +37,15 @@ class PendingModel:
     """
 
     def __init__(self, args: ComposeArgs, *, cwd: Path, env: Mapping[str, str]) -> None:
-        command = [DOCKER, "compose", *args.global_flags, "config", "--format", "json"]
+        compose, extra = compose_command(env)
+        command = [*compose, *args.global_flags, "config", "--format", "json"]
         try:
             self._process = subprocess.Popen(
-                command, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                command,
+                cwd=cwd,
+                env={**env, **extra},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
         except FileNotFoundError:
             raise _no_docker() from None
@@ -122,8 +128,8 @@ def run_with_model(
     The model goes to compose's stdin; ``secret_env`` (placeholder → value) joins the process
     environment. Standard output and error are the user's terminal.
     """
-    argv = _model_argv(project, working_dir, args, command)
-    child_env = _child_env(env, secret_env)
+    argv, child_env = _model_argv(project, working_dir, args, command, env)
+    _add_secrets(child_env, secret_env)
     data = json.dumps(model).encode()
     try:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=cwd, env=child_env)
@@ -156,8 +162,8 @@ def service_hash(
     hash is the one ``up`` would compare with a container's ``com.docker.compose.config-hash``
     label. ``secret_env`` joins the process environment only, as for ``up``.
     """
-    argv = _model_argv(project, working_dir, args, ("config", f"--hash={service}"))
-    child_env = _child_env(env, secret_env)
+    argv, child_env = _model_argv(project, working_dir, args, ("config", f"--hash={service}"), env)
+    _add_secrets(child_env, secret_env)
     try:
         done = subprocess.run(
             argv,
@@ -188,36 +194,41 @@ def service_hash(
 
 
 def _model_argv(
-    project: str, working_dir: Path, args: ComposeArgs, command: Sequence[str]
-) -> list[str]:
-    """``docker compose`` reading the model from stdin, with the user's global flags."""
-    return [
-        DOCKER,
-        "compose",
+    project: str,
+    working_dir: Path,
+    args: ComposeArgs,
+    command: Sequence[str],
+    env: Mapping[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """``docker compose`` reading the model from stdin, with the user's global flags; and its
+    environment (``env``, plus what the docker CLI gives a plugin when compose runs directly)."""
+    compose, extra = compose_command(env)
+    argv = [
+        *compose,
         f"--project-name={project}",
         f"--project-directory={working_dir}",
         *args.shared_flags,
         "--file=-",
         *command,
     ]
+    return argv, {**env, **extra}
 
 
-def _child_env(env: Mapping[str, str], secret_env: Mapping[str, SecretValue]) -> dict[str, str]:
-    """compose's environment: ``env`` plus the secret values it interpolates. The one place env
-    values leave dso; callers clear the dict once the process has it."""
-    child_env = dict(env)
+def _add_secrets(child_env: dict[str, str], secret_env: Mapping[str, SecretValue]) -> None:
+    """compose's environment gets the secret values it interpolates. The one place env values
+    leave dso; callers clear the dict once the process has it."""
     for name, value in secret_env.items():
         child_env[name] = value.reveal_text()
-    return child_env
 
 
 def run_plain(
     args: ComposeArgs, command: Sequence[str], *, cwd: Path, env: Mapping[str, str]
 ) -> int:
     """``docker compose <global flags> <command>`` with the user's terminal; its exit code."""
+    compose, extra = compose_command(env)
     try:
         process = subprocess.Popen(
-            [DOCKER, "compose", *args.global_flags, *command], cwd=cwd, env=dict(env)
+            [*compose, *args.global_flags, *command], cwd=cwd, env={**env, **extra}
         )
     except FileNotFoundError:
         raise _no_docker() from None

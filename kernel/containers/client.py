@@ -9,6 +9,7 @@ action that failed (httpx's ``map_exceptions`` pattern).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -106,3 +107,39 @@ def _explanation(exc: Any) -> str:
 def is_not_found(exc: BaseException) -> bool:
     """True for a translated 404 (the object is gone), for idempotent clean-up code."""
     return isinstance(exc, DockerNotFoundError)
+
+
+class SharedConnection:
+    """Docker connections of one command, negotiated once.
+
+    ``connect()`` hands out ``client`` (already connected, e.g. to resolve the targets) the first
+    time, then new clients on the API version it negotiated: no ``GET /version`` round trip per
+    target. Each client goes to one user (the batch closes it after its target); :meth:`close`
+    closes the first one if nobody took it.
+    """
+
+    def __init__(self, client: docker.DockerClient, host: str | None = None) -> None:
+        self._client: docker.DockerClient | None = client
+        #: The address ``client`` was made for (default: as :func:`connect` finds it).
+        self._host = host or docker_host()
+        self._version = str(client.api.api_version)
+        self._timeout = client.api.timeout
+        self._lock = threading.Lock()
+
+    def connect(self) -> docker.DockerClient:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            return client
+        import docker
+
+        with docker_errors(f"connecting to the Docker daemon at {self._host}"):
+            return docker.DockerClient(
+                base_url=self._host, version=self._version, timeout=self._timeout
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

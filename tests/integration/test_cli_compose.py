@@ -57,7 +57,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         recorded["plain"] = [*args.global_flags, *command]
         return 0
 
-    monkeypatch.setattr("kernel.compose.inject.start_model", PendingModel)
+    monkeypatch.setattr("kernel.compose.project.start_model", PendingModel)
     monkeypatch.setattr("kernel.compose.inject.image_user", lambda image, env: "")
     monkeypatch.setattr("kernel.compose.runner.run_with_model", run_with_model)
     monkeypatch.setattr("kernel.compose.runner.run_plain", run_plain)
