@@ -131,19 +131,29 @@ def disable(app: Application, timeout: float) -> None:
 
 @system.command("restart")
 @_timeout_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restart even when the configuration does not validate (the agent will refuse to "
+    "start: this command then shows the journal's error lines).",
+)
 @pass_app
-def restart(app: Application, timeout: float) -> None:
+def restart(app: Application, timeout: float, force: bool) -> None:
     """Restart the agent (after a configuration change), then verify that it answers healthy.
 
-    Runs `systemctl restart dso-agent` and waits as `enable` does. Validate a changed
-    configuration first (`docker dso config validate`): an agent that refuses it does not
-    start, and this command shows the journal's error lines.
+    Checks the agent's configuration first (/etc/dso/dso.yaml, as `docker dso config
+    validate` does without contacting providers): an invalid one is reported with its file and
+    line and the running agent is left alone, since it would refuse to start. Then runs
+    `systemctl restart dso-agent` and waits as `enable` does; if the agent does not come up,
+    shows the journal's error lines.
 
     \b
     Examples:
+      sudo docker dso system restart
       docker dso config validate && sudo docker dso system restart
     """
     progress, systemctl, unit = _prepare(app, "restart")
+    _check_configuration(progress, force=force, running=unit.running)
     if not unit.enabled:
         progress.warn(
             f"{systemctl.unit} is not enabled ({unit.unit_file_state}): it will not start at "
@@ -360,6 +370,29 @@ def _socket(app: Application) -> Path:
         why = exc.message
     app.warn(f"configuration not read ({why}); asking {layout.socket}")
     return layout.socket
+
+
+def _check_configuration(progress: Progress, *, force: bool, running: bool) -> None:
+    """Refuse to restart into a configuration the agent would refuse (the ConfigError, with
+    its file and line), unless ``force``."""
+    from pathlib import Path
+
+    from kernel.config import load_config
+    from kernel.errors import ConfigError
+    from kernel.system.unit import DEFAULT_CONFIG
+
+    try:
+        load_config(Path(DEFAULT_CONFIG))
+    except ConfigError as exc:
+        if force:
+            progress.warn(f"the configuration does not validate (--force): {exc}")
+            return
+        kept = "the running agent is left as it is" if running else "nothing was started"
+        exc.hint = (
+            f"{kept}; fix the file (`docker dso config validate` lists every problem), then "
+            "run this again (--force restarts anyway)"
+        )
+        raise
 
 
 def _start(

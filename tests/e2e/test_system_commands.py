@@ -265,6 +265,11 @@ while found("-x", "journalctl"):
     host.exec("python3", "-c", script, timeout=60)
 
 
+def main_pid(host: TestHost) -> int:
+    shown = host.exec("systemctl", "show", "-p", "MainPID", "--value", "dso-agent")
+    return int(shown.stdout.strip() or 0)
+
+
 # -- restart --------------------------------------------------------------------------------------
 
 
@@ -284,10 +289,18 @@ def test_restart_with_a_refused_configuration_fails_with_the_journals_lines(
     host: TestHost,
 ) -> None:
     ensure_running(host)
+    pid = main_pid(host)
     break_config(host)
     try:
+        # Without --force: refused before anything is stopped; the running agent is kept.
+        refused = dso(host, "system", "restart")
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "bogus_key" in refused.stderr and "the running agent is left as it is" in (
+            refused.stderr
+        )
+        assert main_pid(host) == pid and health(host)["live"] is True
         began = time.monotonic()
-        done = dso(host, "system", "restart")
+        done = dso(host, "system", "restart", "--force")
         took = time.monotonic() - began
         assert done.returncode == 10, done.stdout + done.stderr
         assert took < 10, "failed as soon as the agent exited, not after RestartSec or --timeout"
