@@ -55,7 +55,7 @@ def _agent(doc: Mapping[str, Any]) -> list[str]:
     if agent.get("running"):
         health = agent.get("health") or {}
         live = "live" if health.get("live") else "NOT LIVE"
-        up = _duration(runtime.get("uptime_seconds"))
+        up = duration(runtime.get("uptime_seconds"))
         lines = [
             f"agent: running, {live} (pid {runtime.get('pid')}, version {runtime.get('version')}, "
             f"{mode}, up {up})"
@@ -92,7 +92,7 @@ def _providers(providers: Mapping[str, Any] | None, doc: Mapping[str, Any]) -> l
             if breaker.get("consecutive_failures"):
                 text += f" ({plural(int(breaker['consecutive_failures']), 'failure')})"
             if breaker.get("retry_in") is not None:
-                text += f", next trial in {_duration(breaker['retry_in'])}"
+                text += f", next trial in {duration(breaker['retry_in'])}"
             parts.append(text)
         if item.get("restarts"):
             parts.append(plural(int(item["restarts"]), "restart"))
@@ -114,7 +114,7 @@ def _cache(cache: Mapping[str, Any] | None) -> str:
         f"({_size(cache.get('bytes'))}) of max_size {_size(cache.get('max_size'))}, "
         f"hit ratio {float(cache.get('hit_ratio') or 0.0):.2f} "
         f"({cache.get('hits')} hits, {cache.get('misses')} misses), "
-        f"ttl {_duration(cache.get('ttl_seconds'))}"
+        f"ttl {duration(cache.get('ttl_seconds'))}"
     )
 
 
@@ -161,7 +161,7 @@ def _rotation(item: Mapping[str, Any]) -> str:
         str(item.get("strategy")),
     ]
     if took is not None:
-        parts.append(_duration(took))
+        parts.append(duration(took))
     if item.get("cause"):
         parts.append(f"cause {item['cause']}")
     parts.append(f"trace {item.get('trace_id')}")
@@ -228,11 +228,12 @@ def _when(ts: object) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def _duration(seconds: object) -> str:
+def duration(seconds: object, *, decimals: int = 1) -> str:
+    """``4.2s``, ``3m12s``, ``5h3m``, ``2d4h``; ``-`` for a missing value."""
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return "-"
     if seconds < 60:
-        return f"{seconds:.1f}s"
+        return f"{seconds:.{decimals}f}s"
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)

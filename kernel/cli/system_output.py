@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from kernel.cli.status_output import duration
+
 
 def render(doc: Mapping[str, Any], *, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
@@ -115,16 +117,6 @@ def _ago(ts: object, now: float) -> str:
 
 
 def _span(seconds: object) -> str:
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-        return "-"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes}m"
-    return f"{minutes}m{secs}s"
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        seconds = max(0.0, float(seconds))
+    return duration(seconds, decimals=0)
