@@ -109,6 +109,7 @@ def provider_program(name: str) -> Program:
         SPECS / f"{PREFIX}{name}.spec",
         SPECS / "entries" / f"dso_provider_{name}.py",
         DIST,
+        hooks=(SPECS / "hooks",),
     )
 
 

@@ -26,18 +26,24 @@ table of kernel/cli/main.py), which no analysis can follow: every module of the 
 package is named as a hidden import (:func:`kernel_modules`, from the files). It never imports a
 provider SDK nor ``providers`` (import-linter contracts), so those are excluded outright.
 
-The kernel starts as fast as ``python -m`` from a venv (docs/building.md has the figures), where
-a default bundle starts ~35 ms slower, by two changes that the providers do not need:
+Every bundle starts as fast as ``python -m`` from a venv (docs/building.md has the figures),
+where a default bundle starts 25-40 ms slower, by two changes:
 
-- ``noarchive``: its modules are ``.pyc`` files in ``_internal/`` instead of the compressed PYZ
-  archive inside the executable (~25 ms less for ``dso version``). The providers keep the
-  archive because the kernel verifies only a provider's executable before running it; the
-  release's own ``SHA256SUMS`` lists every file of the kernel bundle, and its install script
-  checks them all.
+- ``noarchive``: modules are ``.pyc`` files in ``_internal/`` instead of the compressed PYZ
+  archive inside the executable (~25 ms less for ``dso version``, ~30 ms for the azure
+  provider's handshake: every module is inflated from the archive otherwise). For a provider
+  this moves its Python code out of the executable that the kernel hashes before exec; it does
+  not change what that hash protects: ``_internal/`` already holds the interpreter
+  (``libpython``), the extension modules and ``base_library.zip`` (the stdlib the interpreter
+  starts with), none of them hashed, so whoever can write ``_internal/`` could already run
+  anything in the provider. The plugins directory's permissions protect the bundle; the
+  release's own ``SHA256SUMS`` lists every file of the kernel bundle.
 - ``hooks/rthooks.dat`` replaces PyInstaller's run-time hooks of ``inspect`` (which also imports
   ``zipfile`` and reads ``base_library.zip``), ``pkgutil`` and ``multiprocessing`` with a hook
   that does nothing (``hooks/rthooks/pyi_rth_dso_skip.py`` says why none is needed): they import
-  those modules at every start.
+  those modules at every start (~35 ms of the local provider's start under load). No provider
+  or SDK it bundles calls ``inspect.getsource``, ``pkgutil.iter_modules`` or
+  ``multiprocessing``.
 """
 
 from __future__ import annotations
@@ -49,8 +55,8 @@ from PyInstaller.building.build_main import COLLECT, EXE, PYZ, Analysis
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-#: The kernel bundle's hook directory (its run-time hooks replace three of PyInstaller's).
-KERNEL_HOOKS = HERE / "hooks"
+#: The bundles' hook directory (its run-time hooks replace three of PyInstaller's).
+HOOKS = HERE / "hooks"
 
 #: AWS services whose botocore models the aws provider needs: Secrets Manager for the secrets,
 #: STS for assume-role and web identity, SSO/SSO-OIDC for profiles that log in with IAM
@@ -143,8 +149,9 @@ def provider_bundle(
         pathex=[str(REPO)],
         # The entry runs providers/<name>/__main__.py through runpy: name it for the analysis.
         hiddenimports=[f"providers.{name}.__main__", *hiddenimports],
+        hookspath=[str(HOOKS)],
         excludes=[*EXCLUDES, *PROVIDER_EXCLUDES, *excludes],
-        noarchive=False,
+        noarchive=True,
     )
     if aws_services is not None:
         analysis.datas = keep_botocore_data(analysis.datas, aws_services)
@@ -157,7 +164,7 @@ def kernel_bundle(*, hiddenimports: Sequence[str] = (), excludes: Sequence[str] 
         [str(HERE / "entries" / "dso_kernel.py")],
         pathex=[str(REPO)],
         hiddenimports=[*kernel_modules(), *hiddenimports],
-        hookspath=[str(KERNEL_HOOKS)],
+        hookspath=[str(HOOKS)],
         excludes=[*EXCLUDES, *KERNEL_EXCLUDES, *excludes],
         noarchive=True,
     )

@@ -12,9 +12,9 @@ Providers run from source (``python -m providers.<name>``) are part of dso itsel
 checked here.
 
 For a onedir bundle (``dso-provider-vault/dso-provider-vault`` plus its ``_internal/``
-libraries) only the executable named in the manifest is hashed: hashing every library at each
-start would cost seconds, and the bundle directory is protected by the same permissions as the
-manifest. The check and the exec are two steps; the plugins directory must therefore not be
+libraries and modules) only the executable named in the manifest is hashed: hashing every file
+at each start would cost seconds, and the bundle directory is protected by the same permissions
+as the manifest. The check and the exec are two steps; the plugins directory must therefore not be
 writable by anyone the kernel does not trust (as for any directory of executables).
 """
 
