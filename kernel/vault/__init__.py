@@ -7,6 +7,7 @@ Format: docs/local-vault.md. Open the local one with :func:`open_local`; the ``s
 from __future__ import annotations
 
 from kernel.vault.files import LOCK_TIMEOUT
+from kernel.vault.format import HEADER_SIZE
 from kernel.vault.keys import (
     PASSPHRASE_ENV,
     KdfId,
@@ -27,6 +28,7 @@ from kernel.vault.store import (
 )
 
 __all__ = [
+    "HEADER_SIZE",
     "LOCK_TIMEOUT",
     "MAX_NAME_LENGTH",
     "MAX_VALUE_SIZE",

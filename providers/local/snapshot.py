@@ -28,8 +28,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from kernel.vault import SecretEntry, Vault
-from kernel.vault.format import HEADER_SIZE
+from kernel.vault import HEADER_SIZE, SecretEntry, Vault
 
 
 class FileIdentity(NamedTuple):
