@@ -33,6 +33,7 @@ from kernel import __version__, telemetry
 from kernel.agent.bus import EventBus
 from kernel.agent.cache import CachingResolver, ValueCache
 from kernel.agent.checker import CheckResult, VersionChecker
+from kernel.agent.deliveries import Deliveries
 from kernel.agent.instance import InstanceLock
 from kernel.agent.managed import Managed, ManagedFile, scan_managed
 from kernel.agent.metrics import AgentMetrics
@@ -42,18 +43,16 @@ from kernel.agent.scheduler import Reason, Scheduler
 from kernel.agent.service_manager import ServiceManager
 from kernel.agent.status_file import RuntimeFile
 from kernel.agent.status_file import boot_id as _boot_id
+from kernel.agent.watches import Hints, ProviderWatches
 from kernel.errors import DSOError
 from kernel.extensions.events import new_trace_id
 from kernel.labels import REFS_LABEL
 from kernel.log import get_logger
-from kernel.protocol import SecretRef
-from kernel.reference import parse_reference
 from kernel.rotation.targets import log_context
 
 if TYPE_CHECKING:
     import docker
 
-    from kernel.protocol import Changed
     from kernel.rotation.batch import TargetResult
     from kernel.rotation.targets import Target
     from kernel.runtime import Runtime
@@ -113,16 +112,11 @@ class Agent:
         self._reload_requested = threading.Event()
         self._rescan = threading.Event()
         self._check_all = threading.Event()
-        self._hints: dict[str, set[str]] = {}
-        self._hints_lock = threading.Lock()
-        self._watched: dict[str, tuple[str, ...]] = {}
-        self._starts: dict[str, int] = {}
+        self._hints = Hints()
+        self._watches = ProviderWatches(lambda p, paths: self.hint(p, paths, source="watch"))
         self._recheck_when_connected = False
-        #: Lock key → the versions a rotation was to deliver when it failed its health gate or
-        #: was vetoed: not retried by the checks until a secret moves again.
-        self._failed: dict[str, dict[str, str]] = {}
-        #: Lock key → the versions the queued rotation is to deliver.
-        self._delivering: dict[str, dict[str, str]] = {}
+        #: Versions queued per target, and those a target failed to take (not retried).
+        self._deliveries = Deliveries()
         self._events: Any = None
         self._webhook: Any = None
         self._api: Any = None
@@ -170,7 +164,7 @@ class Agent:
             self._start_webhook()
             self._start_api()
             self.metrics.start()
-            self._watch_providers()
+            self._watches.update(self.runtime, self.managed)
             self._check_all.set()
             self._sources = threading.Thread(target=self._sources_loop, name="dso-sources")
             self._sources.daemon = True
@@ -250,7 +244,7 @@ class Agent:
         self.runtime = fresh
         self.checker.runtime = fresh
         self.scheduler.window = fresh.config.agent.watch.debounce_window
-        self._watched.clear()
+        self._watches.forget()
         self._rescan.set()
         self._check_all.set()
         self._wake.set()
@@ -371,15 +365,15 @@ class Agent:
                     self._set_managed(scan_managed(client, self.runtime.journal.owner))
                     # A container that died because its files vanished (tmpfs cleaned): back.
                     redeliver(self.runtime, client, self.managed)
-                    self._watch_providers()
+                    self._watches.update(self.runtime, self.managed)
                 events = self._events
                 if self._recheck_when_connected and events is not None and events.connected:
                     self._recheck_when_connected = False
                     self._check_all.set()
-                hints = self._take_hints()
+                hints = self._hints.take()
                 if hints:
                     self._check("watch", only=hints)
-                if self._providers_restarted():
+                if self._watches.restarted(self.runtime):
                     # A change made while a provider was down reached no watch: look now.
                     self._check_all.set()
                 if self._check_all.is_set() or time.monotonic() >= next_poll:
@@ -409,17 +403,15 @@ class Agent:
             return result
         for key, (target, moved) in result.lagging.items():
             wanted = result.wanted.get(key, {})
-            if self._failed.get(key) == wanted:
+            if self._deliveries.failed_before(key, wanted):
                 log.debug(
                     "%s: not retried, its last rotation to these versions failed",
                     target.describe(),
                     extra={"target": key},
                 )
                 continue
-            if self._delivering.get(key) == wanted:
+            if not self._deliveries.claim(key, wanted):
                 continue  # already queued or rotating to exactly these versions
-            self._failed.pop(key, None)
-            self._delivering[key] = wanted
             trace_id = new_trace_id()
             refs = ", ".join(sorted(moved))
             log.debug(
@@ -437,19 +429,6 @@ class Agent:
             )
         return result
 
-    def _providers_restarted(self) -> bool:
-        """True when a watched provider's process was (re)started since the last look."""
-        restarted = False
-        for provider in self._watched:
-            try:
-                starts = int(self.runtime.host.client(provider).status().get("starts") or 0)
-            except DSOError:
-                continue
-            if self._starts.get(provider, starts) != starts:
-                restarted = True
-            self._starts[provider] = starts
-        return restarted
-
     def check_now(self) -> None:
         """Check every managed secret now (the socket's ``sync``, a reconciliation)."""
         self._check_all.set()
@@ -457,54 +436,9 @@ class Agent:
 
     def hint(self, provider: str, paths: Collection[str], source: str = "webhook") -> None:
         """Check these secrets now (a webhook, a ``watch`` notification): never a value."""
-        with self._hints_lock:
-            self._hints.setdefault(provider, set()).update(paths)
+        self._hints.add(provider, paths)
         self.runtime_file.event(source, f"{provider}: {len(paths)} secrets")
         self._wake.set()
-
-    def _take_hints(self) -> dict[str, set[str]]:
-        with self._hints_lock:
-            hints, self._hints = self._hints, {}
-        return hints
-
-    def _watch_providers(self) -> None:
-        """Ask each provider that can to push changes of the secrets the containers use."""
-        wanted: dict[str, set[str]] = {}
-        config = self.runtime.config
-        for container in self.managed:
-            for text in container.references.values():
-                try:
-                    ref = parse_reference(text)
-                except DSOError:
-                    continue
-                if ref.version is None:
-                    wanted.setdefault(ref.provider or config.default_provider, set()).add(ref.path)
-        for provider, paths in wanted.items():
-            ordered = tuple(sorted(paths))
-            if self._watched.get(provider) == ordered:
-                continue
-            refs = [SecretRef(str(i), path) for i, path in enumerate(ordered)]
-            try:
-                client = self.runtime.host.client(provider)
-                if "watch" not in _capabilities(client):
-                    log.debug("%s cannot watch: polling only", provider)
-                    self._watched[provider] = ordered
-                    continue
-                client.watch(refs, self._on_changed(provider, ordered))
-            except DSOError as exc:
-                log.debug("%s: no watch (%s): polling only", provider, exc.message)
-                self._watched[provider] = ordered
-                continue
-            self._watched[provider] = ordered
-            log.debug("%s: watching %d secrets", provider, len(ordered))
-
-    def _on_changed(self, provider: str, paths: tuple[str, ...]) -> Callable[[Changed], None]:
-        def changed(note: Changed) -> None:  # on the provider's reader thread: queue only
-            named = set(note.paths)
-            named.update(paths[int(i)] for i in note.refs if i.isdigit() and int(i) < len(paths))
-            self.hint(provider, named or set(paths), source="watch")
-
-        return changed
 
     def _start_webhook(self) -> None:
         """The optional inbound webhook: a hint to check named secrets, never a value."""
@@ -623,7 +557,7 @@ class Agent:
         try:
             result = batch.one(target)
         except BaseException:
-            self._delivering.pop(target.lock_key, None)  # the next check tries again
+            self._deliveries.abandon(target.lock_key)  # the next check tries again
             raise
         self._report(target, refs, trace_id, result, time.monotonic() - started)
         self._rescan.set()  # the rotated containers carry new labels
@@ -655,7 +589,7 @@ class Agent:
             errors = [o.error for o in result.outcomes if o.error and o.status != "skipped"]
             reason = errors[0] if errors else str(result.error)
             log.error("Rotation failed: %s", reason, extra={**extra, "secrets": what})
-        self._remember_failure(target.lock_key, result)
+        self._deliveries.settle(target.lock_key, result, self.runtime.journal)
         summary = {
             "target": target.lock_key,
             "status": result.status,
@@ -671,31 +605,6 @@ class Agent:
             seconds=round(seconds, 3),
             outcomes={o.target: o.status for o in result.outcomes},
         )
-
-    def _remember_failure(self, key: str, result: TargetResult) -> None:
-        """A rotation refused by its health gate or a veto is not retried by the checks until
-        a secret moves again (the journal has the reason; ``rotate`` retries by hand). One
-        stopped by a lost daemon or a stop is retried: recovery and the reconnect see to it."""
-        delivering = self._delivering.pop(key, None)
-        journal = self.runtime.journal
-        causes = set()
-        for outcome in result.outcomes:
-            entry = journal.get(outcome.rotation_id) if outcome.rotation_id else None
-            if entry is not None and entry.cause:
-                causes.add(entry.cause)
-        if not result.ok and causes & {"health_gate", "vetoed"} and delivering is not None:
-            self._failed[key] = delivering
-        elif result.ok:
-            self._failed.pop(key, None)
-
-
-def _capabilities(client: Any) -> list[str]:
-    """What the provider announced in its handshake (it is started to learn it)."""
-    capabilities = client.status().get("capabilities")
-    if capabilities is None:
-        client.ping()
-        capabilities = client.status().get("capabilities")
-    return list(capabilities or ())
 
 
 def _pid() -> int:
