@@ -25,6 +25,9 @@ CONFIG_HASH_LABEL = "dso.config-hash"
 MOUNT_LABEL = "dso.secrets.path"
 #: Container label choosing the rotation strategy of that container (overrides the config).
 STRATEGY_LABEL = "dso.strategy"
+#: Container label: how many replicas of its compose service rotate at the same time once the
+#: first one (the canary) has rotated alone (``rotate --parallel`` overrides it; default 1).
+PARALLEL_LABEL = "dso.parallel"
 #: Container label naming the signal the ``reload`` strategy sends (default SIGHUP).
 RELOAD_SIGNAL_LABEL = "dso.reload.signal"
 #: Container label listing volume names (comma-separated, or ``*``) two copies may share.

@@ -60,8 +60,14 @@ if TYPE_CHECKING:
     default=4,
     show_default=True,
     envvar="DSO_CONCURRENCY",
-    help="Services or containers rotated at the same time (replicas of one service always "
-    "rotate one after another).",
+    help="Services or containers rotated at the same time.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1, max=32),
+    envvar="DSO_PARALLEL",
+    help="Replicas of one service rotated at the same time once the first has rotated alone "
+    "(default: the service's dso.parallel label, else 1: one after another).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
@@ -79,6 +85,7 @@ def rotate(
     wait: float,
     timeout: float | None,
     concurrency: int,
+    parallel: int | None,
     as_json: bool,
 ) -> None:
     """Roll new secret versions out to services or containers, without downtime.
@@ -86,8 +93,9 @@ def rotate(
     TARGETS are compose services of the project (-f/-p/--project-directory, else the one in
     the current directory; COMPOSE_FILE and COMPOSE_PROJECT_NAME work as with compose) or
     container names. A service's containers are resolved again (label dso.refs) in one fetch;
-    if a version changed (or with --force) each is replaced, one after another, by a faithful
-    clone holding the new values, under one lock per service. With rolling (zero downtime)
+    if a version changed (or with --force) each is replaced, one after another (--parallel N:
+    the first alone, then N at a time), by a faithful clone holding the new values, under one
+    lock per service. With rolling (zero downtime)
     both serve during the overlap; restart stops the old one first (published host ports,
     static IPs, exclusive volumes); reload rewrites secret files in place and signals the
     container. Several targets rotate in parallel and independently. A failed health check
@@ -97,6 +105,7 @@ def rotate(
     Examples:
       docker dso rotate web --dry-run
       docker dso rotate web worker
+      docker dso rotate web --parallel 4
       docker dso rotate -f compose.prod.yaml api
       docker dso rotate shop-db-1 --strategy restart --timeout 60
       docker dso rotate web --force --json | jq '.rotations[0].phases'
@@ -145,6 +154,7 @@ def rotate(
             dry_run=dry_run,
             wait=wait,
             concurrency=concurrency,
+            parallel=parallel,
         )
         single = len(chosen) == 1 and not as_json
 

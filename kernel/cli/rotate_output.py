@@ -20,7 +20,11 @@ def show_result(app: Application, result: TargetResult, *, dry_run: bool) -> Non
     indent = ""
     if result.target.is_service and (result.outcomes or result.error is None):
         count = len(result.outcomes)
-        order = ", one after another" if count > 1 and not dry_run else ""
+        order = ""
+        if count > 1 and not dry_run:
+            order = ", one after another"
+            if result.parallel > 1:
+                order = f", the first alone, then up to {result.parallel} at a time"
         app.out(f"{result.target.describe()}: {plural(count, 'container')}{order}")
         indent = "  "
     if result.mixed:

@@ -32,14 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 from kernel.containers.swap import find
 from kernel.containers.view import ContainerView
-from kernel.errors import DockerNotFoundError, DSOError
+from kernel.errors import DockerNotFoundError, DSOError, UsageError
+from kernel.labels import PARALLEL_LABEL
 from kernel.log import get_logger
 from kernel.rotation.engine import RotationEngine
 from kernel.rotation.files import SecretFiles, sweep
 from kernel.rotation.journal import Journal
 from kernel.rotation.labels import MemoResolver, label_fetch
-from kernel.rotation.locks import TargetLocks
-from kernel.rotation.model import Outcome, RotationObserver
+from kernel.rotation.locks import Acquired, TargetLocks
+from kernel.rotation.model import Fetch, Outcome, RotationObserver
+from kernel.rotation.states import Strategy
 from kernel.rotation.targets import (
     Target,
     compose_identity,
@@ -57,6 +59,10 @@ if TYPE_CHECKING:
 
 #: Targets rotated at the same time by default.
 DEFAULT_CONCURRENCY = 4
+#: Replicas of one service rotated at the same time after the canary, by default.
+DEFAULT_PARALLEL = 1
+#: The most replicas of one service rotated at the same time.
+MAX_PARALLEL = 32
 
 log = get_logger("rotation.batch")
 
@@ -75,6 +81,9 @@ class BatchSettings:
     #: Seconds to wait for a target's lock.
     wait: float = 60.0
     concurrency: int = DEFAULT_CONCURRENCY
+    #: Replicas of one service rotated at the same time after the canary (``--parallel``);
+    #: None: the service's ``dso.parallel`` label, else :data:`DEFAULT_PARALLEL`.
+    parallel: int | None = None
     trigger: str = "manual"
     #: The trace id of what decided this batch (the agent's change event); else one per rotation.
     trace_id: str | None = None
@@ -92,6 +101,8 @@ class TargetResult:
     lock_waited: float = 0.0
     #: Container → variable → version, when the replicas hold different versions (dry run).
     mixed: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Replicas rotated at the same time after the canary (1: one after another).
+    parallel: int = 1
 
     @property
     def ok(self) -> bool:
@@ -123,6 +134,7 @@ class TargetResult:
             "error": str(self.error) if self.error is not None else None,
             "lock_waited": round(self.lock_waited, 4),
             "mixed_versions": self.mixed,
+            "parallel": self.parallel,
         }
 
 
@@ -184,14 +196,7 @@ class Batch:
             result.error = exc
             return result
         try:
-            engine = RotationEngine(
-                client,
-                journal=self.settings.journal,
-                locks=self.settings.locks,
-                config=self.settings.config,
-                observer=self.settings.observer,
-                trigger=self.settings.trigger,
-            )
+            engine = self._engine(client)
             if self.settings.dry_run:
                 self._plan(engine, target, result)
             else:
@@ -240,29 +245,138 @@ class Batch:
                 extra=context,
             )
             fetch = label_fetch(memo, force=s.force, hasher=self.hasher)
-            for index, view in enumerate(views):
-                if s.stop is not None and s.stop.is_set():
-                    why = "not rotated: stopping"
-                    result.outcomes += [_outcome(v, "skipped", why) for v in views[index:]]
-                    break
-                try:
-                    outcome = engine.rotate_locked(
-                        view,
-                        fetch,
-                        lock=lock,
-                        strategy=s.strategy,
-                        force=s.force,
-                        trace_id=s.trace_id,
-                        stop=s.stop,
-                    )
-                except DSOError as exc:  # found while planning: this container is untouched
-                    outcome = _outcome(view, "error", str(exc))
+            result.parallel = parallel_of(views, s.parallel)
+            self._rollout(engine, views, fetch, lock, result)
+
+    def _rollout(
+        self,
+        engine: RotationEngine,
+        views: list[ContainerView],
+        fetch: Fetch,
+        lock: Acquired,
+        result: TargetResult,
+    ) -> None:
+        """Rotate ``views`` in order: one at a time until one has rotated with ``rolling`` (the
+        canary), then up to ``result.parallel`` at a time. The first that does not complete
+        stops the rollout: nothing further starts, the rest are reported ``skipped``."""
+        s = self.settings
+        for index, view in enumerate(views):
+            if s.stop is not None and s.stop.is_set():
+                why = "not rotated: stopping"
+                result.outcomes += [_outcome(v, "skipped", why) for v in views[index:]]
+                return
+            outcome = self._replica(engine, view, fetch, lock, result, s.stop)
+            result.outcomes.append(outcome)
+            if not outcome.ok:
+                why = f"not rotated: the rotation of {view.name} did not complete"
+                result.outcomes += [_outcome(v, "skipped", why) for v in views[index + 1 :]]
+                return
+            rest = views[index + 1 :]
+            if result.parallel > 1 and len(rest) > 1 and _canary(outcome):
+                result.outcomes += self._side_by_side(rest, fetch, lock, result)
+                return
+
+    def _replica(
+        self,
+        engine: RotationEngine,
+        view: ContainerView,
+        fetch: Fetch,
+        lock: Acquired,
+        result: TargetResult,
+        stop: threading.Event | None,
+    ) -> Outcome:
+        s = self.settings
+        try:
+            return engine.rotate_locked(
+                view,
+                fetch,
+                lock=lock,
+                strategy=s.strategy,
+                force=s.force,
+                trace_id=s.trace_id,
+                stop=stop,
+            )
+        except DSOError as exc:  # found while planning: this container is untouched
+            result.error = result.error or exc
+            return _outcome(view, "error", str(exc))
+
+    def _side_by_side(
+        self, views: list[ContainerView], fetch: Fetch, lock: Acquired, result: TargetResult
+    ) -> list[Outcome]:
+        """Rotate ``views`` (after the canary) with up to ``result.parallel`` in flight, each
+        worker on its own Docker client. Every rotation is ``rolling``-checked by the canary:
+        each copy serves before its old container leaves, so the serving count never drops.
+        The first that does not complete stops new starts; those in flight finish (Ctrl-C or
+        a stop request rolls back those that have not swapped yet)."""
+        s = self.settings
+        stop = _EitherEvent(s.stop)
+        outcomes: list[Outcome | None] = [None] * len(views)
+        pending = iter(range(len(views)))
+        take = threading.Lock()
+        failed: list[str] = []
+        crashed: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                client = self.connect()
+            except DSOError as exc:
+                with take:
                     result.error = result.error or exc
-                result.outcomes.append(outcome)
-                if not outcome.ok:
-                    why = f"not rotated: the rotation of {view.name} did not complete"
-                    result.outcomes += [_outcome(v, "skipped", why) for v in views[index + 1 :]]
-                    break
+                    failed.append("")
+                return
+            try:
+                engine = self._engine(client)
+                while True:
+                    with take:
+                        index = None if failed or stop.is_set() else next(pending, None)
+                    if index is None:
+                        return
+                    outcome = self._replica(engine, views[index], fetch, lock, result, stop)
+                    outcomes[index] = outcome
+                    if not outcome.ok:
+                        with take:
+                            failed.append(views[index].name)
+            except BaseException as exc:  # a bug: reported to the caller after the others end
+                crashed.append(exc)
+                with take:
+                    failed.append("")
+            finally:
+                client.close()
+
+        workers = [
+            threading.Thread(target=work, name=f"dso-replica-{n}", daemon=True)
+            for n in range(min(result.parallel, len(views)))
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except BaseException:  # Ctrl-C: roll back what has not swapped, then stop
+            stop.set()
+            for worker in workers:
+                worker.join()
+            raise
+        if crashed:
+            raise crashed[0]
+        names = [n for n in failed if n]
+        why = (
+            f"not rotated: the rotation of {names[0]} did not complete"
+            if names
+            else "not rotated: stopping"
+        )
+        return [o or _outcome(v, "skipped", why) for o, v in zip(outcomes, views, strict=True)]
+
+    def _engine(self, client: docker.DockerClient) -> RotationEngine:
+        s = self.settings
+        return RotationEngine(
+            client,
+            journal=s.journal,
+            locks=s.locks,
+            config=s.config,
+            observer=s.observer,
+            trigger=s.trigger,
+        )
 
     def _containers(self, client: docker.DockerClient, target: Target) -> list[ContainerView]:
         if target.is_service:
@@ -308,3 +422,44 @@ def _outcome(view: ContainerView, status: str, error: str) -> Outcome:
         project=identity[0],
         service=identity[1],
     )
+
+
+def parallel_of(views: Iterable[ContainerView], flag: int | None) -> int:
+    """Replicas rotated at the same time: ``flag``, else the ``dso.parallel`` label of the
+    service's containers (the first that has one), else :data:`DEFAULT_PARALLEL`."""
+    if flag is not None:
+        return flag
+    for view in views:
+        text = view.labels.get(PARALLEL_LABEL)
+        if text is None:
+            continue
+        value = text.strip()
+        if not value.isdigit() or not 1 <= int(value) <= MAX_PARALLEL:
+            raise UsageError(
+                f"{view.name}: label {PARALLEL_LABEL}={text!r} is not a whole number from 1 to "
+                f"{MAX_PARALLEL}",
+                hint="fix the label in the compose file, or pass --parallel N",
+            )
+        return int(value)
+    return DEFAULT_PARALLEL
+
+
+def _canary(outcome: Outcome) -> bool:
+    """Did ``outcome`` rotate with ``rolling`` (the strategy that lets copies overlap)? Replicas
+    of one service share their labels, ports and volumes, so the rest would choose it too."""
+    return (
+        outcome.status == "completed"
+        and outcome.plan is not None
+        and outcome.plan.strategy is Strategy.ROLLING
+    )
+
+
+class _EitherEvent(threading.Event):
+    """Set when it is set, or when ``other`` (the batch's stop request) is."""
+
+    def __init__(self, other: threading.Event | None) -> None:
+        super().__init__()
+        self._other = other
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self._other is not None and self._other.is_set())
