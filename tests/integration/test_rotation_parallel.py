@@ -1,0 +1,141 @@
+"""`docker dso rotate <service> --parallel N` on real compose projects: the first replica rotates
+alone (the canary), then up to N at a time, always served; a failing canary touches nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.compose_support import ComposeProject
+from tests.integration.rotation_compose_support import (
+    CLIENT_SERVICE,
+    WEB_SERVICE,
+    all_containers,
+    container_id,
+    counts,
+    exec_in,
+    journal,
+    project,
+    replicas,
+    stop_client,
+    wait_for,
+    write_scripts,
+)
+from tests.integration.rotation_support import assert_always_served
+
+pytestmark = pytest.mark.integration
+__all__ = ["project"]
+
+REPLICAS = 8
+
+#: A service whose health check refuses any value but v1, three at a time by its label.
+PICKY = """
+  picky:
+    image: dso-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    scale: 4
+    labels:
+      dso.parallel: "3"
+    environment:
+      MSG: dso://app/msg
+    healthcheck:
+      test: ["CMD-SHELL", "[ \\"$$MSG\\" = v1 ]"]
+      interval: 30s
+"""
+
+
+def test_replicas_rotate_three_at_a_time_after_the_canary_always_served(
+    project: ComposeProject,
+) -> None:
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  web:"
+        + WEB_SERVICE
+        + f"    scale: {REPLICAS}\n    environment:\n      MSG: dso://app/msg\n"
+        + CLIENT_SERVICE,
+    )
+    project.set_secret("app/msg", "old")
+    project.dso("up", "-d")
+    names = replicas(project, "web")
+    assert len(names) == REPLICAS
+    before = {name: container_id(name) for name in names}
+    (client,) = replicas(project, "client")
+    wait_for(lambda: counts(client)[0] >= 20)
+
+    project.set_secret("app/msg", "new")
+    done = project.dso("rotate", "web", "--parallel", "3", "--json")
+
+    doc = json.loads(done.stdout)
+    assert doc["targets"][0]["parallel"] == 3
+    assert [r["status"] for r in doc["rotations"]] == ["completed"] * REPLICAS
+    wait_for(lambda: counts(client)[2] == "new")
+    ok_at_swap = counts(client)[0]
+    wait_for(lambda: counts(client)[0] >= ok_at_swap + 20)
+    ok, fail, last = stop_client(client)
+    print(f"requests: {ok} served, {fail} cut")  # shown by `pytest -rP`
+    assert_always_served(exec_in(client, "cat", "/tmp/failures") if fail else "", REPLICAS)
+    assert last == "new"
+    # Every replica was replaced under its name and serves the new value; no leftovers.
+    assert replicas(project, "web") == names
+    for name in names:
+        assert container_id(name) != before[name]
+        assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") == "new\n"
+    assert not [n for n in all_containers(project) if "_dso_" in n]
+    # The canary went alone: every other rotation began after it ended.
+    entries = sorted(journal(project), key=lambda e: e["started_at"])
+    assert len(entries) == REPLICAS
+    assert {e["status"] for e in entries} == {"completed"}
+    canary, rest = entries[0], entries[1:]
+    assert canary["old_name"] == names[0]
+    assert all(e["started_at"] >= canary["finished_at"] for e in rest)
+    # After it, the others overlapped, never more than three at a time.
+    spans = [(e["started_at"], e["finished_at"]) for e in rest]
+    in_flight = [sum(1 for s, f in spans if s <= start < f) for start, _ in spans]
+    assert max(in_flight) == 3, in_flight
+
+    text = project.dso("rotate", "web", "--parallel", "3", "--force")
+    assert f"{REPLICAS} containers, the first alone, then up to 3 at a time" in text.stdout
+
+
+def test_a_failing_canary_touches_no_other_replica(project: ComposeProject) -> None:
+    project.write("compose.yaml", "services:" + PICKY)
+    project.set_secret("app/msg", "v1")
+    project.dso("up", "-d")
+    names = replicas(project, "picky")
+    before = {name: container_id(name) for name in names}
+    project.set_secret("app/msg", "v2")
+
+    done = project.dso("rotate", "picky", "--timeout", "2", "--json", ok=False)
+
+    assert done.returncode == 9, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["targets"][0]["parallel"] == 3  # from the label
+    statuses = [r["status"] for r in doc["rotations"]]
+    assert statuses == ["rolled_back", "skipped", "skipped", "skipped"]
+    assert f"the rotation of {names[0]} did not complete" in doc["rotations"][1]["error"]
+    # One rotation was journaled (the canary's); every replica is the one it was.
+    (entry,) = journal(project)
+    assert entry["old_name"] == names[0] and entry["status"] == "rolled_back"
+    assert {name: container_id(name) for name in replicas(project, "picky")} == before
+    assert not [n for n in all_containers(project) if "_dso_" in n]
+
+
+def test_a_bad_parallel_label_is_refused_before_anything_is_touched(
+    project: ComposeProject,
+) -> None:
+    project.write("compose.yaml", "services:" + PICKY.replace('"3"', '"many"'))
+    project.set_secret("app/msg", "v1")
+    project.dso("up", "-d")
+    before = {name: container_id(name) for name in replicas(project, "picky")}
+    project.set_secret("app/msg", "v2")
+
+    done = project.dso("rotate", "picky", ok=False)
+
+    assert done.returncode == 2, done.stderr
+    assert "label dso.parallel='many' is not a whole number from 1 to 32" in done.stderr
+    assert {name: container_id(name) for name in replicas(project, "picky")} == before
+    assert journal(project) == []
