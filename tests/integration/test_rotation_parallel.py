@@ -4,10 +4,11 @@ alone (the canary), then up to N at a time, always served; a failing canary touc
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from tests.integration.compose_support import ComposeProject
+from tests.integration.compose_support import DSO, ComposeProject
 from tests.integration.rotation_compose_support import (
     CLIENT_SERVICE,
     WEB_SERVICE,
@@ -15,6 +16,7 @@ from tests.integration.rotation_compose_support import (
     container_id,
     counts,
     exec_in,
+    inspect,
     journal,
     project,
     replicas,
@@ -139,3 +141,59 @@ def test_a_bad_parallel_label_is_refused_before_anything_is_touched(
     assert "label dso.parallel='many' is not a whole number from 1 to 32" in done.stderr
     assert {name: container_id(name) for name in replicas(project, "picky")} == before
     assert journal(project) == []
+
+
+#: Five replicas serving a file secret, three at a time after the canary.
+CRASH_COMPOSE = """services:
+  web:
+    image: dso-test/busybox:1
+    init: true
+    stop_grace_period: 1s
+    scale: 5
+    command:
+      - sh
+      - -c
+      - mkdir -p /www && cp $$TOKEN_FILE /www/index.html && exec httpd -f -p 80 -h /www
+    environment:
+      TOKEN_FILE: dsofile://app/token
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1/"]
+      interval: 30s
+"""
+
+
+@pytest.mark.parametrize("step", ["start_new@3", "rename_old@3", "disconnect_old@3"])
+def test_recover_converges_several_replicas_killed_mid_rotation(
+    project: ComposeProject, step: str
+) -> None:
+    project.write("compose.yaml", CRASH_COMPOSE)
+    project.set_secret("app/token", "t1")
+    project.dso("up", "-d")
+    names = replicas(project, "web")
+    project.set_secret("app/token", "t2")
+
+    killed = subprocess.run(
+        [DSO, "rotate", "web", "--parallel", "3"],
+        cwd=project.dir,
+        env={**project.env, "DSO_TEST_MODE": "1", "DSO_FAULT_KILL_AFTER_STEP": step},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr
+    entries = journal(project)
+    in_progress = [e for e in entries if e["status"] == "in_progress"]
+    assert len(in_progress) >= 2, [(e["old_name"], e["step"], e["status"]) for e in entries]
+
+    recovered = json.loads(project.dso("recover", "--json").stdout)
+    assert [r["status"] for r in recovered["recovered"]] == ["recovered"] * len(in_progress)
+
+    # One running container per replica name, nothing else, each serving t1 or t2.
+    assert all_containers(project) == sorted(names)
+    for name in names:
+        assert inspect(name)["State"]["Running"]
+        assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") in ("t1", "t2")
+    project.dso("rotate", "web", "--parallel", "3")
+    for name in names:
+        assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") == "t2"
+    assert all_containers(project) == sorted(names)
