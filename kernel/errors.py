@@ -45,7 +45,10 @@ Exception messages never contain secret values: name the reference, never the by
 from __future__ import annotations
 
 from enum import IntEnum
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pathlib is not imported at run time: `docker dso version` would pay for it
+    from pathlib import Path
 
 
 class ExitCode(IntEnum):

@@ -115,6 +115,7 @@ def _up(
     """``up`` once the project is read: resolve, deliver, run compose."""
     import contextlib
     import os
+    import threading
 
     from kernel.compose.args import up_selection
     from kernel.compose.inject import (
@@ -154,7 +155,6 @@ def _up(
         resolver = runtime.resolver
         with progress.step(f"resolving {len(refs)} secrets") as timer:
             values, more = resolve(scan, resolver)
-        runtime.stop_providers()  # not needed while compose runs (possibly attached, for hours)
         problems += more
         if not problems:
             by_provider: dict[str, int] = {}
@@ -184,16 +184,23 @@ def _up(
     remove_stale_projects(secrets_dir, project.env, keep=project.name)
     rewritten = rewrite_model(project.model, scan, values, dirs, owner=runtime.journal.owner)
     del values
-    code = run_with_model(
-        project.name,
-        project.files.working_dir,
-        compose_args,
-        ["up", *compose_args.rest],
-        rewritten.model,
-        rewritten.environment,
-        cwd=project.cwd,
-        env=os.environ,
-    )
+    # The providers are not needed while compose runs (possibly attached, for hours): they stop
+    # while compose starts rather than before it.
+    stopping = threading.Thread(target=runtime.stop_providers, name="dso-stop-providers")
+    stopping.start()
+    try:
+        code = run_with_model(
+            project.name,
+            project.files.working_dir,
+            compose_args,
+            ["up", *compose_args.rest],
+            rewritten.model,
+            rewritten.environment,
+            cwd=project.cwd,
+            env=os.environ,
+        )
+    finally:
+        stopping.join()
     if dirs:
         # The versions this run replaced go once no container can still be reading them (best
         # effort: the next publication removes what is left).

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlparse
 
 from kernel.containers.docker_context import resolve_endpoint
 from kernel.errors import DockerUnavailableError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 _MAX_RESPONSE = 1 << 20
 
@@ -25,22 +27,30 @@ def docker_host() -> str:
 
 
 def _connect(host: str, timeout: float) -> socket.socket:
+    if host.startswith("unix:///"):  # the usual case, without urllib's import (~3 ms)
+        return _connect_unix(host[len("unix://") :], timeout)
+    from urllib.parse import urlparse
+
     url = urlparse(host)
     if url.scheme == "unix":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(url.path)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        return _connect_unix(url.path, timeout)
     if url.scheme in ("tcp", "http"):
         return socket.create_connection((url.hostname or "localhost", url.port or 2375), timeout)
     raise DockerUnavailableError(
         f"Docker host {host!r} uses the unsupported scheme {url.scheme!r}",
         hint="use unix:///var/run/docker.sock or tcp://HOST:PORT in DOCKER_HOST",
     )
+
+
+def _connect_unix(path: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _get(host: str, path: str, timeout: float) -> tuple[int, bytes]:

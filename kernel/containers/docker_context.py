@@ -11,29 +11,46 @@ order is docker/cli's (``resolveContextName``):
 
 A named context's endpoint is ``Endpoints.docker.Host`` in
 ``$DOCKER_CONFIG/contexts/meta/<sha256 of the name>/meta.json``. Standard library only: this runs
-on the path of ``docker dso version``, which must stay fast.
+on the path of ``docker dso version``, which must stay fast (no pathlib, typing or urllib there:
+paths are strings, ``Endpoint`` a small class).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import NamedTuple
 
 from kernel.errors import DockerUnavailableError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_CONTEXT = "default"
 
 
-class Endpoint(NamedTuple):
+class Endpoint:
     """The daemon address and where it came from (for messages and ``version``)."""
 
-    host: str
-    #: ``default`` when the address comes from DOCKER_HOST or the local socket.
-    context: str = DEFAULT_CONTEXT
+    __slots__ = ("context", "host")
+
+    def __init__(self, host: str, context: str = DEFAULT_CONTEXT) -> None:
+        self.host = host
+        #: ``default`` when the address comes from DOCKER_HOST or the local socket.
+        self.context = context
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Endpoint):
+            return NotImplemented
+        return (self.host, self.context) == (other.host, other.context)
+
+    def __hash__(self) -> int:
+        return hash((self.host, self.context))
+
+    def __repr__(self) -> str:
+        return f"Endpoint(host={self.host!r}, context={self.context!r})"
 
     @property
     def is_local(self) -> bool:
@@ -52,10 +69,16 @@ class Endpoint(NamedTuple):
 
 def config_dir(environ: Mapping[str, str]) -> Path:
     """The docker CLI's configuration directory (``DOCKER_CONFIG`` or ``~/.docker``)."""
+    from pathlib import Path
+
+    return Path(_config_dir(environ))
+
+
+def _config_dir(environ: Mapping[str, str]) -> str:
     configured = environ.get("DOCKER_CONFIG")
     if configured:
-        return Path(configured)
-    return Path(environ.get("HOME") or Path.home()) / ".docker"
+        return configured
+    return os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".docker")
 
 
 def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
@@ -65,16 +88,21 @@ def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
     host = env.get("DOCKER_HOST")
     if host:
         return Endpoint(host)
-    name = env.get("DOCKER_CONTEXT") or _current_context(config_dir(env))
+    name = env.get("DOCKER_CONTEXT") or _current_context(_config_dir(env))
     if not name or name == DEFAULT_CONTEXT:
         return Endpoint(DEFAULT_HOST)
-    return Endpoint(_context_host(config_dir(env), name), name)
+    return Endpoint(_context_host(_config_dir(env), name), name)
 
 
-def _current_context(directory: Path) -> str | None:
-    path = directory / "config.json"
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _current_context(directory: str) -> str | None:
+    path = os.path.join(directory, "config.json")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(_read(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -86,13 +114,13 @@ def _current_context(directory: Path) -> str | None:
     return current if isinstance(current, str) and current else None
 
 
-def _context_host(directory: Path, name: str) -> str:
+def _context_host(directory: str, name: str) -> str:
     import hashlib  # only for named contexts: its import costs ~3 ms on every `docker dso …`
 
     digest = hashlib.sha256(name.encode()).hexdigest()
-    meta = directory / "contexts" / "meta" / digest / "meta.json"
+    meta = os.path.join(directory, "contexts", "meta", digest, "meta.json")
     try:
-        doc = json.loads(meta.read_text())
+        doc = json.loads(_read(meta))
     except FileNotFoundError:
         raise DockerUnavailableError(
             f"Docker context {name!r} does not exist (no {meta})",
@@ -106,7 +134,7 @@ def _context_host(directory: Path, name: str) -> str:
     host = endpoint.get("Host") if isinstance(endpoint, dict) else None
     if not isinstance(host, str) or not host:
         raise DockerUnavailableError(f"Docker context {name!r} has no docker endpoint ({meta})")
-    if (directory / "contexts" / "tls" / digest / "docker").exists():
+    if os.path.exists(os.path.join(directory, "contexts", "tls", digest, "docker")):
         raise DockerUnavailableError(
             f"Docker context {name!r} connects with TLS ({host}), which dso does not support",
             hint="run dso on the daemon's host: file secrets are written to that host's tmpfs",
