@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     type=click.IntRange(min=1, max=32),
     envvar="DSO_PARALLEL",
     help="Replicas of one service rotated at the same time once the first has rotated alone "
-    "(default: the service's dso.parallel label, else 1: one after another).",
+    "(default: the service's dso.parallel label, else 4; 1: one after another).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
@@ -93,13 +93,14 @@ def rotate(
     TARGETS are compose services of the project (-f/-p/--project-directory, else the one in
     the current directory; COMPOSE_FILE and COMPOSE_PROJECT_NAME work as with compose) or
     container names. A service's containers are resolved again (label dso.refs) in one fetch;
-    if a version changed (or with --force) each is replaced, one after another (--parallel N:
-    the first alone, then N at a time), by a faithful clone holding the new values, under one
-    lock per service. With rolling (zero downtime)
-    both serve during the overlap; restart stops the old one first (published host ports,
-    static IPs, exclusive volumes); reload rewrites secret files in place and signals the
-    container. Several targets rotate in parallel and independently. A failed health check
-    rolls back: the old container keeps serving, untouched. Exits 9 if a rotation failed.
+    if a version changed (or with --force) each is replaced by a faithful clone holding the
+    new values, under one lock per service. With rolling (zero downtime) both serve during the
+    overlap, and after the first replica has rotated alone, up to --parallel replicas rotate at
+    a time; restart stops the old one first (published host ports, static IPs, exclusive
+    volumes) and reload rewrites secret files in place and signals the container, one replica
+    after another. Several targets rotate in parallel and independently. A failed health check
+    rolls back: the old container keeps serving, untouched, and no further replica starts.
+    Exits 9 if a rotation failed.
 
     \b
     Examples:

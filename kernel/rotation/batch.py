@@ -59,8 +59,10 @@ if TYPE_CHECKING:
 
 #: Targets rotated at the same time by default.
 DEFAULT_CONCURRENCY = 4
-#: Replicas of one service rotated at the same time after the canary, by default.
-DEFAULT_PARALLEL = 1
+#: Replicas of one service rotated at the same time after the canary, by default: measured on
+#: 10 replicas under a looping client (bench/rotation_parallel.py, 2 CPUs), 4 rotates in about
+#: half the time of 1 with no failed request; 6 is no faster (the daemon serialises the work).
+DEFAULT_PARALLEL = 4
 #: The most replicas of one service rotated at the same time.
 MAX_PARALLEL = 32
 
@@ -245,7 +247,8 @@ class Batch:
                 extra=context,
             )
             fetch = label_fetch(memo, force=s.force, hasher=self.hasher)
-            result.parallel = parallel_of(views, s.parallel)
+            # What will happen: 1 when at most one replica follows the canary.
+            result.parallel = min(parallel_of(views, s.parallel), max(1, len(views) - 1))
             self._rollout(engine, views, fetch, lock, result)
 
     def _rollout(
@@ -272,6 +275,8 @@ class Batch:
                 result.outcomes += [_outcome(v, "skipped", why) for v in views[index + 1 :]]
                 return
             rest = views[index + 1 :]
+            if outcome.status == "completed" and not _canary(outcome):
+                result.parallel = 1  # restart or reload: the copies must not overlap
             if result.parallel > 1 and len(rest) > 1 and _canary(outcome):
                 result.outcomes += self._side_by_side(rest, fetch, lock, result)
                 return

@@ -49,6 +49,11 @@ PICKY = """
 """
 
 
+def address_of(name: str) -> str:
+    (network,) = inspect(name)["NetworkSettings"]["Networks"].values()
+    return str(network["IPAddress"])
+
+
 def test_replicas_rotate_three_at_a_time_after_the_canary_always_served(
     project: ComposeProject,
 ) -> None:
@@ -68,7 +73,12 @@ def test_replicas_rotate_three_at_a_time_after_the_canary_always_served(
     (client,) = replicas(project, "client")
     wait_for(lambda: counts(client)[0] >= 20)
 
+    # A request in flight to an old replica when it leaves the network is cut; its SYN's
+    # retransmission may reach a copy Docker gave the freed address to (refused): that is the
+    # same cut request (rotation_support.assert_always_served), from a retired address only.
+    retired = {address_of(name): 0 for name in names}
     project.set_secret("app/msg", "new")
+    retired = dict.fromkeys(retired, counts(client)[0])
     done = project.dso("rotate", "web", "--parallel", "3", "--json")
 
     doc = json.loads(done.stdout)
@@ -79,7 +89,7 @@ def test_replicas_rotate_three_at_a_time_after_the_canary_always_served(
     wait_for(lambda: counts(client)[0] >= ok_at_swap + 20)
     ok, fail, last = stop_client(client)
     print(f"requests: {ok} served, {fail} cut")  # shown by `pytest -rP`
-    assert_always_served(exec_in(client, "cat", "/tmp/failures") if fail else "", REPLICAS)
+    assert_always_served(exec_in(client, "cat", "/tmp/failures") if fail else "", REPLICAS, retired)
     assert last == "new"
     # Every replica was replaced under its name and serves the new value; no leftovers.
     assert replicas(project, "web") == names
@@ -99,8 +109,9 @@ def test_replicas_rotate_three_at_a_time_after_the_canary_always_served(
     in_flight = [sum(1 for s, f in spans if s <= start < f) for start, _ in spans]
     assert max(in_flight) == 3, in_flight
 
-    text = project.dso("rotate", "web", "--parallel", "3", "--force")
-    assert f"{REPLICAS} containers, the first alone, then up to 3 at a time" in text.stdout
+    # By default, four at a time.
+    text = project.dso("rotate", "web", "--force")
+    assert f"{REPLICAS} containers, the first alone, then up to 4 at a time" in text.stdout
 
 
 def test_a_failing_canary_touches_no_other_replica(project: ComposeProject) -> None:
