@@ -3,6 +3,7 @@ alone (the canary), then up to N at a time, always served; a failing canary touc
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 
@@ -208,3 +209,30 @@ def test_recover_converges_several_replicas_killed_mid_rotation(
     for name in names:
         assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") == "t2"
     assert all_containers(project) == sorted(names)
+
+
+def test_restart_rotations_stay_one_after_another(project: ComposeProject) -> None:
+    write_scripts(project)
+    project.write(
+        "compose.yaml",
+        "services:\n  web:"
+        + WEB_SERVICE
+        + "    scale: 3\n    environment:\n      MSG: dso://app/msg\n",
+    )
+    project.set_secret("app/msg", "old")
+    project.dso("up", "-d")
+    names = replicas(project, "web")
+    project.set_secret("app/msg", "new")
+
+    done = project.dso("rotate", "web", "--strategy", "restart", "--parallel", "3")
+
+    # Two restarts at once would take two replicas out of service: the canary's strategy
+    # (restart) keeps the rest one after another.
+    assert f"service web (project {project.name}): 3 containers, one after another" in done.stdout
+    entries = sorted(journal(project), key=lambda e: e["started_at"])
+    assert [e["old_name"] for e in entries] == names
+    assert {e["strategy"] for e in entries} == {"restart"}
+    for earlier, later in itertools.pairwise(entries):
+        assert later["started_at"] >= earlier["finished_at"]
+    for name in names:
+        assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") == "new\n"
