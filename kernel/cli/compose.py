@@ -72,13 +72,13 @@ def up(app: Application, args: tuple[str, ...]) -> int:
             progress.step("reading the compose project") as read,
         ):
             # dso's configuration loads, and the default provider starts, while compose reads
-            # the project.
-            from kernel.compose.inject import scan_project
-            from kernel.containers.daemon_info import image_user as daemon_image_user
-
+            # the project; what the provider's start does not need is imported after it.
             runtime = app.open_runtime()
             stack.callback(runtime.close)
             runtime.resolver.prewarm()
+            from kernel.compose.inject import scan_project
+            from kernel.containers.daemon_info import image_user as daemon_image_user
+
             project = pending.result()
             scan = scan_project(project, daemon_image_user)
         code = _up(app, compose_args, progress, read, project, scan, runtime)

@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING
 import click
 
 from kernel.cli.app import Application, pass_app
-from kernel.rotation.choose import CHOICES
+from kernel.rotation.states import Strategy
 
 if TYPE_CHECKING:
     from kernel.rotation.batch import TargetResult
+
+#: kernel.rotation.choose.CHOICES, which imports the container model: `rotate --help` does not
+#: need it (tests/unit/test_cli_help_fast.py holds the two equal).
+CHOICES = ("auto", *(s.value for s in Strategy))
 
 
 @click.command("rotate")
@@ -126,17 +130,18 @@ def rotate(
         tokens.append(f"--project-directory={project_directory}")
     compose_args = split_args(tokens)
     # compose reads the project, and then the default provider starts, while dso imports, loads
-    # its configuration and connects to Docker (once: the batch reuses the connection).
+    # its configuration and connects to Docker (once: the batch reuses the connection). What
+    # the provider's start does not need is imported after it.
     with start_project(compose_args) as pending:
-        from kernel.containers.client import SharedConnection, connect
-        from kernel.rotation.targets import resolve_targets
-
         runtime = app.open_runtime()
         rotation = runtime.config.agent.rotation
         if timeout is not None:
             rotation = dataclasses.replace(rotation, timeout=timeout)
         try:
             runtime.resolver.prewarm()
+            from kernel.containers.client import SharedConnection, connect
+            from kernel.rotation.targets import resolve_targets
+
             client = connect()
             connection = SharedConnection(client)
             project, name = finish_project(app, compose_args, pending)

@@ -75,6 +75,7 @@ def test_rotate_help_does_not_load_the_engine() -> None:
     assert "kernel.rotation.engine" not in modules
     assert "docker" not in modules
     assert "kernel.runtime" not in modules
+    assert "kernel.containers.view" not in modules
 
 
 def test_version_does_not_import_click() -> None:
@@ -100,3 +101,10 @@ def test_version_answered_quickly_is_what_the_full_cli_prints(
 def test_version_with_click_env_goes_to_click(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSO_VERSION_JSON", "1")
     assert quick_run(["version"]) is None
+
+
+def test_rotate_offers_the_strategies_choose_knows() -> None:
+    from kernel.cli import rotate
+    from kernel.rotation import choose
+
+    assert rotate.CHOICES == choose.CHOICES
