@@ -17,6 +17,9 @@ import click
 from kernel import __version__
 from kernel.cli.main import COMMANDS, EPILOG, SUMMARIES
 
+#: ctx.meta key: the subcommand was asked for its help only (nothing to log).
+HELP_ONLY = "dso.help_only"
+
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
@@ -57,6 +60,15 @@ class LazyGroup(click.Group):
             # and bz2: ~10 ms of every --help); sub-contexts inherit it.
             ctx.terminal_width = max(min(_columns(), ctx.max_content_width or 80) - 2, 50)
         return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # `dso rotate --help` runs this group's callback before the subcommand prints its help:
+        # that callback then skips the log setup (its import is a tenth of such a call).
+        pending = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        words = pending[1 : pending.index("--")] if "--" in pending else pending[1:]
+        help_names = set(ctx.help_option_names)
+        ctx.meta[HELP_ONLY] = any(word in help_names for word in words)
+        return super().invoke(ctx)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing, with the summaries of lazy commands instead of their modules (importing
@@ -122,9 +134,11 @@ def _columns() -> int:
 def cli(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
     """dso: inject secrets into Docker containers and rotate them without downtime."""
     from kernel.cli.app import Application
-    from kernel.log import configure
 
-    configure(log_level)
+    if not ctx.meta.get(HELP_ONLY):
+        from kernel.log import configure
+
+        configure(log_level)
     ctx.obj = Application(
         prog=ctx.find_root().info_name or "dso", config_path=config_path, log_level=log_level
     )

@@ -108,3 +108,23 @@ def test_rotate_offers_the_strategies_choose_knows() -> None:
     from kernel.rotation import choose
 
     assert rotate.CHOICES == choose.CHOICES
+
+
+def test_logging_is_set_up_for_commands_not_for_their_help(
+    run_dso: RunDso, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kernel.log
+
+    levels: list[str] = []
+    monkeypatch.setattr(kernel.log, "configure", levels.append)
+    for args in (
+        ["rotate", "--help"],
+        ["secret", "set", "-h"],
+        ["--log-level", "debug", "up", "-h"],
+    ):
+        assert run_dso(*args).exit_code == 0
+    assert levels == []
+    run_dso("--log-level", "info", "secret", "list")  # fails (no vault): logging was set up
+    run_dso("secret", "list", "--", "--help")  # after --, --help is an argument
+    assert levels == ["info", "warning"]
+    assert "kernel.log" not in _modules_after("rotate", "--help")
