@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from kernel.compose.confighash import ComposeHasher
     from kernel.config.model import RotationConfig
+    from kernel.extensions.events import RotationEvent, Veto
     from kernel.injection.resolver import Resolver
 
 #: Targets rotated at the same time by default.
@@ -308,18 +309,24 @@ class Batch:
     def _side_by_side(
         self, views: list[ContainerView], fetch: Fetch, lock: Acquired, result: TargetResult
     ) -> list[Outcome]:
-        """Rotate ``views`` (after the canary) with up to ``result.parallel`` in flight, each
-        worker on its own Docker client. Every rotation is ``rolling``-checked by the canary:
-        each copy serves before its old container leaves, so the serving count never drops.
-        The first that does not complete stops new starts; those in flight finish (Ctrl-C or
-        a stop request rolls back those that have not swapped yet)."""
+        """Rotate ``views`` (after the canary) with up to ``result.parallel`` *before their
+        swap* at a time, each worker on its own Docker client. The canary rotated with
+        ``rolling``: each copy serves before its old container leaves, so the serving count never
+        drops. A slot is freed at the swap (the copy holds the name and the aliases): the old
+        container's exit (disconnect, stop, remove) overlaps the next copy's start, so up to
+        twice as many workers run. The first that does not complete stops new starts; those in
+        flight finish (Ctrl-C or a stop request rolls back those that have not swapped yet)."""
         s = self.settings
         stop = _EitherEvent(s.stop)
         outcomes: list[Outcome | None] = [None] * len(views)
         pending = iter(range(len(views)))
         take = threading.Lock()
+        slots = threading.Semaphore(result.parallel)
         failed: list[str] = []
         crashed: list[BaseException] = []
+
+        def halted() -> bool:
+            return bool(failed) or stop.is_set()
 
         def work() -> None:
             try:
@@ -330,13 +337,20 @@ class Batch:
                     failed.append("")
                 return
             try:
-                engine = self._engine(client)
                 while True:
-                    with take:
-                        index = None if failed or stop.is_set() else next(pending, None)
-                    if index is None:
-                        return
-                    outcome = self._replica(engine, views[index], fetch, lock, result, stop)
+                    while not slots.acquire(timeout=0.05):
+                        if halted():
+                            return
+                    slot = _Slot(slots)
+                    try:
+                        with take:
+                            index = None if halted() else next(pending, None)
+                        if index is None:
+                            return
+                        engine = self._engine(client, _SlotObserver(s.observer, slot))
+                        outcome = self._replica(engine, views[index], fetch, lock, result, stop)
+                    finally:
+                        slot.release()
                     outcomes[index] = outcome
                     if not outcome.ok:
                         with take:
@@ -348,9 +362,10 @@ class Batch:
             finally:
                 client.close()
 
+        count = min(2 * result.parallel, len(views))
         workers = [
             threading.Thread(target=work, name=f"dso-replica-{n}", daemon=True)
-            for n in range(min(result.parallel, len(views)))
+            for n in range(count)
         ]
         for worker in workers:
             worker.start()
@@ -372,14 +387,16 @@ class Batch:
         )
         return [o or _outcome(v, "skipped", why) for o, v in zip(outcomes, views, strict=True)]
 
-    def _engine(self, client: docker.DockerClient) -> RotationEngine:
+    def _engine(
+        self, client: docker.DockerClient, observer: RotationObserver | None = None
+    ) -> RotationEngine:
         s = self.settings
         return RotationEngine(
             client,
             journal=s.journal,
             locks=s.locks,
             config=s.config,
-            observer=s.observer,
+            observer=observer or s.observer,
             trigger=s.trigger,
         )
 
@@ -468,3 +485,48 @@ class _EitherEvent(threading.Event):
 
     def is_set(self) -> bool:
         return super().is_set() or (self._other is not None and self._other.is_set())
+
+
+class _Slot:
+    """One of the parallel slots, released once: at the swap, or when the rotation ends."""
+
+    def __init__(self, slots: threading.Semaphore) -> None:
+        self._slots = slots
+        self._held = True
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._slots.release()
+
+
+class _SlotObserver:
+    """``inner``, plus: the swap frees the rotation's slot."""
+
+    def __init__(self, inner: RotationObserver, slot: _Slot) -> None:
+        self._inner = inner
+        self._slot = slot
+
+    def planned(self, event: RotationEvent) -> None:
+        self._inner.planned(event)
+
+    def started(self, event: RotationEvent) -> None:
+        self._inner.started(event)
+
+    def before_swap(self, event: RotationEvent) -> Veto | None:
+        return self._inner.before_swap(event)
+
+    def after_swap(self, event: RotationEvent) -> None:
+        self._slot.release()
+        self._inner.after_swap(event)
+
+    def failed(self, event: RotationEvent) -> None:
+        self._inner.failed(event)
+
+    def rolled_back(self, event: RotationEvent) -> None:
+        self._inner.rolled_back(event)
+
+    def completed(self, event: RotationEvent) -> None:
+        self._inner.completed(event)
