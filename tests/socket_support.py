@@ -74,9 +74,12 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
-def parse_http(raw: bytes, *, head: bool = False) -> list[HttpAnswer]:
+def parse_http(raw: bytes, *, head: bool = False, heads: int | None = None) -> list[HttpAnswer]:
     """Every response in ``raw``, framed by Content-Length; ValueError for anything else (a
-    truncated head or body, a bad status line or header, trailing bytes)."""
+    truncated head or body, a bad status line or header, trailing bytes). ``head``: answers to
+    HEAD requests (no body); ``heads``: only the first ``heads`` answers are (pipelined HEAD
+    requests followed by others, e.g. junk answered 400 with a body)."""
+    bodiless = heads if heads is not None else (1 << 30 if head else 0)
     answers = []
     rest = raw
     while rest:
@@ -93,7 +96,7 @@ def parse_http(raw: bytes, *, head: bool = False) -> list[HttpAnswer]:
             if not colon or not name or name != name.strip():
                 raise ValueError(f"a malformed header line: {line[:200]!r}")
             headers[name.lower()] = value.strip()
-        length = 0 if head else int(headers["content-length"])
+        length = 0 if len(answers) < bodiless else int(headers["content-length"])
         if len(rest) < length:
             raise ValueError(f"a body of {len(rest)} bytes, {length} announced")
         answers.append(HttpAnswer(int(match[1]), match[2] or "", headers, rest[:length]))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from kernel.agent.api.server import MAX_CONNECTIONS
@@ -28,6 +28,7 @@ from kernel.agent.api.wire import HEADER_TIMEOUT, MAX_REQUEST
 from tests.integration.agent_api_support import plain_home, running, socket_of
 from tests.integration.agent_support import AgentProcess, wait_until
 from tests.socket_support import (
+    HttpAnswer,
     connect,
     exchange,
     http,
@@ -398,6 +399,19 @@ def http_requests(draw: st.DrawFn) -> bytes:
     return data
 
 
+def _http_answers(raw: bytes) -> list[HttpAnswer]:
+    """The answers in ``raw``: with bodies; or a HEAD request's, head only; or a HEAD
+    request's then another's (bytes after it answered 400, with a body)."""
+    try:
+        return parse_http(raw)
+    except ValueError:
+        pass
+    try:
+        return parse_http(raw, head=True)
+    except ValueError:
+        return parse_http(raw, heads=1)
+
+
 def check_answer(data: bytes, raw: bytes) -> str:
     """What came back is either HTTP/1.1 responses or JSON lines, each one an answer; returns
     what it was (for the statistics: ``--hypothesis-show-statistics``)."""
@@ -405,10 +419,7 @@ def check_answer(data: bytes, raw: bytes) -> str:
         return "nothing"
     if raw.startswith(b"HTTP/1.1 "):
         assert _HTTP_START.match(data), f"an HTTP answer to {data[:40]!r}"
-        try:
-            answers = parse_http(raw)
-        except ValueError:
-            answers = parse_http(raw, head=True)  # a HEAD request: the head only
+        answers = _http_answers(raw)
         for answer in answers:
             assert 200 <= answer.status < 600
             if answer.headers.get("content-type") == "application/json" and answer.body:
@@ -432,6 +443,9 @@ def check_answer(data: bytes, raw: bytes) -> str:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(data=st.one_of(LINES, http_requests()))
+# Found by a CI run: a HEAD request answered head only, then the byte after it answered 400
+# with a body (a malformed request, not a HEAD one).
+@example(data=b"HEAD # HTTP/1.1\nHost:\n\n\x00")
 def test_fuzz_both_dialects(agent: Agent, data: bytes) -> None:
     if b"events" in data:
         return  # a stream follows until the client leaves: the tests above cover it
