@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kernel.errors import StorageError
+from kernel.system.command import run_captured
 
 #: The group whose members may use the agent's socket and read its configuration.
 GROUP = "dso"
@@ -102,14 +103,7 @@ class PrefixHost(Host):
 def _command(argv: Sequence[str], what: str) -> None:
     """Run ``argv``; raise :class:`StorageError` saying ``what`` with its own message."""
     try:
-        done = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run_captured(argv, COMMAND_TIMEOUT)
     except FileNotFoundError:
         raise StorageError(
             f"{what}: {argv[0]} is not installed",

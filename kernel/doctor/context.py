@@ -14,7 +14,6 @@ read only when that parse found its files readable.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from kernel.doctor.state_files import scan_state
 from kernel.errors import ConfigPermissionError, DSOError
 from kernel.paths import Layout
 from kernel.rotation.journal import INFLIGHT_DIR, Journal, RotationEntry
+from kernel.system.command import run_captured
 
 if TYPE_CHECKING:
     import docker
@@ -59,14 +59,7 @@ Runner = Callable[[Sequence[str], float], Completed]
 
 
 def run_command(argv: Sequence[str], timeout: float) -> Completed:
-    done = subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_captured(argv, timeout)
     return Completed(done.returncode, done.stdout, done.stderr)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kernel.errors import UsageError
+from kernel.system.command import run_captured
 from kernel.system.unit import UNIT_NAME
 
 __all__ = [
@@ -259,14 +260,7 @@ def read_journal(
         unit, lines=lines, priority_=priority_, since=since, output="json", matches=matches
     )
     try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=READ_TIMEOUT,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run_captured(argv, READ_TIMEOUT)
     except FileNotFoundError:
         return JournalRead((), readable=False, note="journalctl is not installed")
     except subprocess.TimeoutExpired:

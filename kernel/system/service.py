@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.errors import AgentError
+from kernel.system.command import run_captured
 from kernel.system.unit import UNIT_NAME
 
 __all__ = [
@@ -278,14 +279,7 @@ class Systemctl:
         """What ``argv`` printed, or why it failed (systemctl's words, or the time it took)."""
         command = " ".join(argv)
         try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
+            done = run_captured(argv, timeout)
         except FileNotFoundError:
             raise AgentError(
                 "systemd runs, but there is no systemctl on PATH",
