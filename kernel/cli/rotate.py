@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 import click
 
 from kernel.cli.app import Application, pass_app
-from kernel.rotation.states import Strategy
+from kernel.rotation.states import CONTAINER_STRATEGIES
 
 if TYPE_CHECKING:
     from kernel.rotation.batch import TargetResult
 
 #: kernel.rotation.choose.CHOICES, which imports the container model: `rotate --help` does not
 #: need it (tests/unit/test_cli_help_fast.py holds the two equal).
-CHOICES = ("auto", *(s.value for s in Strategy))
+CHOICES = ("auto", *(s.value for s in CONTAINER_STRATEGIES))
 
 
 @click.command("rotate")
@@ -71,7 +71,8 @@ CHOICES = ("auto", *(s.value for s in Strategy))
     type=click.IntRange(min=1, max=32),
     envvar="DSO_PARALLEL",
     help="Replicas of one service rotated at the same time once the first has rotated alone "
-    "(default: the service's dso.parallel label, else 4; 1: one after another).",
+    "(default: the service's dso.parallel label, else agent.rotation.parallel, 4; 1: one after "
+    "another).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app

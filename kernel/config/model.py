@@ -101,6 +101,7 @@ class RotationConfig:
     strategy: str = default("agent.rotation.strategy")
     timeout: float = default("agent.rotation.timeout")
     rollback_on_failure: bool = default("agent.rotation.rollback_on_failure")
+    parallel: int = default("agent.rotation.parallel")
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,8 @@ class Field:
     pattern_doc: str = ""
     #: Smallest accepted value: an int for INT, seconds for DURATION, bytes for SIZE.
     minimum: float | None = None
+    #: Largest accepted value, in the same unit as ``minimum``.
+    maximum: float | None = None
     #: The value is a credential: masked by ``config show``, never echoed in messages.
     credential: bool = False
     #: SECTION: its keys, in the order docs and ``config show`` print them.
@@ -328,6 +330,17 @@ _AGENT = Field(
                     "On failure, keep (or restore) the old container and remove the new one. "
                     "With `false` the failed state is left for an operator to inspect.",
                     default=True,
+                ),
+                Field(
+                    "parallel",
+                    FieldType.INT,
+                    "Replicas of one service rotated at the same time, after the first has "
+                    "rotated alone (a canary); the healthy serving count never drops below the "
+                    "count before the rotation. A service's `dso.parallel` label and "
+                    "`rotate --parallel` win over it; `1` rotates one after another.",
+                    default=4,
+                    minimum=1,
+                    maximum=32,
                 ),
             ),
         ),

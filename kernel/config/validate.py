@@ -270,6 +270,12 @@ class _Checker:
                 dotted,
                 f"must be at least {_format(spec.type, spec.minimum)}, got {shown()}",
             )
+        if spec.maximum is not None and value > spec.maximum:
+            return self.error(
+                node.line,
+                dotted,
+                f"must be at most {_format(spec.type, spec.maximum)}, got {shown()}",
+            )
         return value
 
     def names(self, spec: Field, node: YNode, dotted: str) -> Any:

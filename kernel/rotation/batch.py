@@ -16,7 +16,7 @@ Docker client:
    versions;
 4. rotate the replicas in container-number order: the first alone (the canary), then, if it
    rotated with ``rolling``, up to ``parallel`` at a time (flag, label ``dso.parallel``, else
-   :data:`DEFAULT_PARALLEL`), each copy serving before its old container leaves, so the service
+   ``agent.rotation.parallel``), each copy serving before its old container leaves, so the service
    never has fewer serving replicas; the first that fails stops the service's rollout (the rest
    are reported ``skipped``, still serving the old values).
 
@@ -62,12 +62,11 @@ if TYPE_CHECKING:
 
 #: Targets rotated at the same time by default.
 DEFAULT_CONCURRENCY = 4
-#: Replicas of one service rotated at the same time after the canary, by default: measured on
-#: 10 replicas under a looping client (bench/rotation_parallel.py, 2 CPUs), 4 takes 0.6-0.7 of
-#: the time of 1 with no failed request; 6 or 8 is not clearly faster (the daemon serialises the
-#: copies' starts) and runs more copies at once.
-DEFAULT_PARALLEL = 4
-#: The most replicas of one service rotated at the same time.
+#: The most replicas of one service rotated at the same time. The default is the configuration's
+#: ``agent.rotation.parallel`` (4): measured on 10 replicas under a looping client
+#: (bench/rotation_parallel.py, 2 CPUs), 4 takes 0.6-0.7 of the time of 1 with no failed request;
+#: 6 or 8 is not clearly faster (the daemon serialises the copies' starts) and runs more copies
+#: at once.
 MAX_PARALLEL = 32
 
 log = get_logger("rotation.batch")
@@ -88,7 +87,7 @@ class BatchSettings:
     wait: float = 60.0
     concurrency: int = DEFAULT_CONCURRENCY
     #: Replicas of one service rotated at the same time after the canary (``--parallel``);
-    #: None: the service's ``dso.parallel`` label, else :data:`DEFAULT_PARALLEL`.
+    #: None: the service's ``dso.parallel`` label, else ``agent.rotation.parallel``.
     parallel: int | None = None
     trigger: str = "manual"
     #: The trace id of what decided this batch (the agent's change event); else one per rotation.
@@ -252,7 +251,9 @@ class Batch:
             )
             fetch = label_fetch(memo, force=s.force, hasher=self.hasher)
             # What will happen: 1 when at most one replica follows the canary.
-            result.parallel = min(parallel_of(views, s.parallel), max(1, len(views) - 1))
+            result.parallel = min(
+                parallel_of(views, s.parallel, s.config.parallel), max(1, len(views) - 1)
+            )
             self._rollout(engine, views, fetch, lock, result)
 
     def _rollout(
@@ -449,9 +450,10 @@ def _outcome(view: ContainerView, status: str, error: str) -> Outcome:
     )
 
 
-def parallel_of(views: Iterable[ContainerView], flag: int | None) -> int:
+def parallel_of(views: Iterable[ContainerView], flag: int | None, configured: int) -> int:
     """Replicas rotated at the same time: ``flag``, else the ``dso.parallel`` label of the
-    service's containers (the first that has one), else :data:`DEFAULT_PARALLEL`."""
+    service's containers (the first that has one), else ``configured``
+    (``agent.rotation.parallel``)."""
     if flag is not None:
         return flag
     for view in views:
@@ -466,7 +468,7 @@ def parallel_of(views: Iterable[ContainerView], flag: int | None) -> int:
                 hint="fix the label in the compose file, or pass --parallel N",
             )
         return int(value)
-    return DEFAULT_PARALLEL
+    return configured
 
 
 def _canary(outcome: Outcome) -> bool:

@@ -156,6 +156,16 @@ def test_nested_unknown_keys(tmp_path: Path, text: str, line: int, key: str, rea
             "expected a mapping of keys under agent.cache, got 5",
         ),
         (
+            "agent:\n  rotation:\n    parallel: 33\n",
+            "agent.rotation.parallel",
+            "must be at most 32, got 33",
+        ),
+        (
+            "agent:\n  rotation:\n    parallel: 0\n",
+            "agent.rotation.parallel",
+            "must be at least 1, got 0",
+        ),
+        (
             "agent:\n  watch:\n    polling_interval: 100ms\n",
             "agent.watch.polling_interval",
             "must be at least 1s, got '100ms'",

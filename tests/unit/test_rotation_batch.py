@@ -14,8 +14,8 @@ import pytest
 
 from kernel.config.model import RotationConfig
 from kernel.containers.view import ContainerView
-from kernel.errors import RotationBusyError
-from kernel.rotation.batch import Batch, BatchSettings
+from kernel.errors import RotationBusyError, UsageError
+from kernel.rotation.batch import Batch, BatchSettings, parallel_of
 from kernel.rotation.journal import Journal
 from kernel.rotation.locks import TargetLocks
 from kernel.rotation.model import NullObserver, Outcome
@@ -180,3 +180,24 @@ def test_a_busy_target_is_refused_and_the_others_go_on(tmp_path: Path, recorder:
     assert api.status == "error" and isinstance(api.error, RotationBusyError)
     assert "another rotation of service api (project shop) is in progress" in str(api.error)
     assert all(name.startswith("shop-web") for name, _ in recorder.calls)
+
+
+def labelled(parallel: str | None) -> ContainerView:
+    view = replica("web", 1)
+    if parallel is not None:
+        view.raw["Config"]["Labels"]["dso.parallel"] = parallel
+    return view
+
+
+def test_replicas_at_once_come_from_the_flag_then_the_label_then_the_configuration() -> None:
+    assert parallel_of([labelled("3")], 2, 4) == 2
+    assert parallel_of([labelled(None), labelled("3")], None, 4) == 3
+    assert parallel_of([labelled(None)], None, 6) == 6
+    assert RotationConfig().parallel == 4
+
+
+def test_a_bad_parallel_label_names_the_container_and_the_fix() -> None:
+    with pytest.raises(UsageError) as caught:
+        parallel_of([labelled("many")], None, 4)
+    assert "shop-web-1: label dso.parallel='many'" in str(caught.value)
+    assert "--parallel" in (caught.value.hint or "")
