@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from kernel.containers.view import ContainerView
 from kernel.errors import UsageError
 from kernel.labels import RELOAD_SIGNAL_LABEL, SHARED_VOLUMES_LABEL, STRATEGY_LABEL
-from kernel.rotation.states import Strategy
+from kernel.rotation.states import CONTAINER_STRATEGIES, Strategy
 
 AUTO = "auto"
 #: Every value a user may ask for.
-CHOICES = (AUTO, *(s.value for s in Strategy))
+CHOICES = (AUTO, *(s.value for s in CONTAINER_STRATEGIES))
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,13 @@ class Strategy(StrEnum):
     RELOAD = "reload"
     #: Record the change, touch nothing.
     NONE = "none"
+    #: A Swarm service: a new versioned engine secret, one service update swapping it in, the
+    #: engine's rolling update (kernel.swarm.rotation; docs/swarm.md). Not a container choice.
+    SWARM = "swarm"
+
+
+#: The strategies a container may be rotated with (``--strategy``, ``dso.strategy``, config).
+CONTAINER_STRATEGIES = tuple(s for s in Strategy if s is not Strategy.SWARM)
 
 
 class Step(StrEnum):
@@ -110,6 +117,14 @@ class Step(StrEnum):
     REMOVE_OLD = "remove_old"
     #: ``reload``: send the configured signal to the container.
     SIGNAL = "signal"
+    #: ``swarm``: create the new versioned Swarm secret (idempotent: named by its fingerprint).
+    CREATE_SECRET = "create_secret"  # noqa: S105 (a step name)
+    #: ``swarm``: one service update swapping the old secret versions for the new ones.
+    UPDATE_SERVICE = "update_service"
+    #: ``swarm``: wait for the engine's rolling update to finish (completed, rolled back, paused).
+    CONVERGE = "converge"
+    #: ``swarm``: remove the secret versions no service or running task uses any more.
+    REMOVE_SECRETS = "remove_secrets"
     #: Undo what was done: remove the new container, restore names and files, restart the old.
     ROLLBACK = "rollback"
 
@@ -145,6 +160,13 @@ SEQUENCES: MappingProxyType[Strategy, tuple[Step, ...]] = MappingProxyType(
         ),
         Strategy.RELOAD: (Step.PLAN, Step.DELIVER_FILES, Step.SIGNAL, Step.HEALTH_GATE),
         Strategy.NONE: (Step.PLAN,),
+        Strategy.SWARM: (
+            Step.PLAN,
+            Step.CREATE_SECRET,
+            Step.UPDATE_SERVICE,
+            Step.CONVERGE,
+            Step.REMOVE_SECRETS,
+        ),
     }
 )
 
@@ -168,6 +190,8 @@ def next_steps(strategy: Strategy, current: Step) -> frozenset[Step]:
 
 def _rollbackable(strategy: Strategy) -> frozenset[Step]:
     sequence = SEQUENCES[strategy]
+    if Step.CONVERGE in sequence:  # swarm: the engine's rollback, seen while converging
+        return frozenset(sequence[1 : sequence.index(Step.CONVERGE) + 1])
     last = sequence.index(Step.RENAME_NEW) if Step.RENAME_NEW in sequence else len(sequence) - 1
     return frozenset(sequence[1 : last + 1])
 

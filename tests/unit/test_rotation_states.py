@@ -85,9 +85,21 @@ RESTART = [
     "remove_old",
 ]
 RELOAD = ["plan", "deliver_files", "signal", "health_gate"]
-ORDER = {"rolling": ROLLING, "restart": RESTART, "reload": RELOAD, "none": ["plan"]}
+SWARM = ["plan", "create_secret", "update_service", "converge", "remove_secrets"]
+ORDER = {
+    "rolling": ROLLING,
+    "restart": RESTART,
+    "reload": RELOAD,
+    "none": ["plan"],
+    "swarm": SWARM,
+}
 #: The last step from which a failure is rolled back (later ones are finished forwards).
-LAST_ROLLBACK = {"rolling": "rename_new", "restart": "rename_new", "reload": "health_gate"}
+LAST_ROLLBACK = {
+    "rolling": "rename_new",
+    "restart": "rename_new",
+    "reload": "health_gate",
+    "swarm": "converge",
+}
 
 
 def expected_step_moves(strategy: str) -> set[tuple[str, str]]:
