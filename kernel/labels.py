@@ -65,3 +65,15 @@ COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
 #: The hash compose compares with the model's hash of the service to decide on recreating it;
 #: a rotation renews it (:mod:`kernel.compose.confighash`).
 COMPOSE_HASH_LABEL = "com.docker.compose.config-hash"
+
+# -- on the Swarm secrets ``docker dso stack deploy`` and swarm rotations create --------------
+#: ``true``: a Swarm secret dso created (and may remove once no task uses it).
+SWARM_MANAGED_LABEL = "dso.managed"
+#: The stack the secret was created for.
+SWARM_STACK_LABEL = "dso.stack"
+#: The secret's name in the stack file without stack and fingerprint (``app_db_password``).
+SWARM_NAME_LABEL = "dso.secret"
+#: The reference the value was resolved from (as written, never a value).
+SWARM_REFERENCE_LABEL = "dso.reference"
+#: ``provider:version`` of the value the secret holds.
+SWARM_VERSION_LABEL = "dso.version"
