@@ -33,7 +33,8 @@ Exception messages never contain secret values: name the reference, never the by
     │   ├── ProviderNotFoundError            no such provider configured or discovered
     │   ├── ProviderStartError               it did not start or did not complete the handshake
     │   ├── ProviderUnavailableError         its circuit breaker is open
-    │   └── ProviderTimeoutError             a request passed its deadline
+    │   ├── ProviderTimeoutError             a request passed its deadline
+    │   └── ProviderInstallError             `providers install/remove` refused (checksum, protocol…)
     ├── StorageError                 exit 8  state could not be written (disk full, permissions)
     ├── RotationError                exit 9  a rotation failed or was rolled back
     │   └── RotationBusyError                another rotation of the same target holds its lock
@@ -264,6 +265,12 @@ class ProviderUnavailableError(ProviderError):
 
 class ProviderTimeoutError(ProviderError):
     """Raised when a provider request passes its deadline."""
+
+
+class ProviderInstallError(ProviderError):
+    """Raised when ``providers install`` or ``remove`` refuses: a checksum does not match, the
+    program speaks no protocol dso speaks, the name is taken (``--force``), or the source is not
+    a provider. Nothing in the plugins directory was changed."""
 
 
 class StorageError(DSOError):

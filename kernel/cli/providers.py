@@ -3,7 +3,8 @@
 ``list`` shows what discovery found (plugins directory and source mode) with what each program
 says about itself (``--describe``), and every rejected candidate with the reason. ``check``
 starts one provider the way the agent would and reports each step with its timing. ``test``
-(the conformance kit) lives in :mod:`kernel.cli.providers_test`.
+(the conformance kit) lives in :mod:`kernel.cli.providers_test`, ``install``/``remove`` in
+:mod:`kernel.cli.providers_install`, ``new`` (the template) in :mod:`kernel.cli.providers_new`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kernel.cli.app import Application, pass_app
+from kernel.cli.providers_install import install, remove
 from kernel.cli.providers_test import providers_test
 from kernel.errors import DSOError, ExitCode
 
@@ -38,6 +40,8 @@ def providers() -> None:
       docker dso providers check local
       docker dso providers check vault --json
       docker dso providers test ./dso-provider-mine
+      docker dso providers install ./dso-provider-mine-1.0.tar.gz
+      docker dso providers remove mine
     """
 
 
@@ -264,3 +268,5 @@ def _plain(message: str) -> str:
 
 
 providers.add_command(providers_test)
+providers.add_command(install)
+providers.add_command(remove)
