@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ from tests.integration.compose_support import DSO, ComposeProject
 from tests.integration.rotation_compose_support import (
     CLIENT_SERVICE,
     WEB_SERVICE,
+    WEB_SH,
     all_containers,
     container_id,
     counts,
@@ -247,5 +249,81 @@ def test_restart_rotations_stay_one_after_another(project: ComposeProject) -> No
     assert {e["strategy"] for e in entries} == {"restart"}
     for earlier, later in itertools.pairwise(entries):
         assert later["started_at"] >= earlier["finished_at"]
+    for name in names:
+        assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") == "new\n"
+
+
+#: Listens two seconds after it starts: a copy stays in flight long enough to be interrupted.
+SLOW_WEB_SH = "sleep 2\n" + WEB_SH
+
+
+def test_ctrl_c_during_parallel_replicas_rolls_back_those_in_flight_always_served(
+    project: ComposeProject,
+) -> None:
+    write_scripts(project)
+    project.write("web.sh", SLOW_WEB_SH)
+    project.write(
+        "compose.yaml",
+        "services:\n  web:"
+        + WEB_SERVICE
+        + "    scale: 6\n    environment:\n      MSG: dso://app/msg\n"
+        + CLIENT_SERVICE,
+    )
+    project.set_secret("app/msg", "old")
+    project.dso("up", "-d")
+    names = replicas(project, "web")
+    (client,) = replicas(project, "client")
+    for name in names:  # every replica listens (refusals before that are not the rotation's)
+        wait_for(lambda n=name: exec_in(n, "wget", "-q", "-O-", "http://127.0.0.1/"))
+    wait_for(lambda: counts(client)[0] >= 20)
+    failed_before = exec_in(client, "cat", "/tmp/failures") or ""
+    project.set_secret("app/msg", "new")
+
+    rotate = subprocess.Popen(
+        [DSO, "rotate", "web", "--parallel", "3"],
+        cwd=project.dir,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The canary has completed and copies of the next replicas are starting.
+        wait_for(
+            lambda: (
+                sum(e["status"] == "completed" for e in journal(project)) >= 1
+                and sum(e["status"] == "in_progress" for e in journal(project)) >= 2
+            ),
+            timeout=60,
+        )
+        rotate.send_signal(signal.SIGINT)
+        _, stderr = rotate.communicate(timeout=60)
+    finally:
+        if rotate.poll() is None:
+            rotate.kill()
+            rotate.wait()
+    assert rotate.returncode == 130, stderr
+    assert "Interrupted." in stderr
+
+    # Nothing is left half-done: every rotation completed or was rolled back, every replica
+    # name is one running container, no copy is left behind, and the service was always served.
+    entries = journal(project)
+    statuses = [e["status"] for e in entries]
+    assert "in_progress" not in statuses, statuses
+    assert "rolled_back" in statuses, statuses
+    assert set(statuses) <= {"completed", "rolled_back"}, statuses
+    assert all_containers(project) == sorted([*names, client])
+    for name in names:
+        assert inspect(name)["State"]["Running"]
+        assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") in ("old\n", "new\n")
+    wait_for(lambda: counts(client)[0] >= 20)
+    ok, _, _ = stop_client(client)
+    failures = exec_in(client, "cat", "/tmp/failures") or ""
+    assert failures.startswith(failed_before)
+    assert_always_served(failures[len(failed_before) :], len(entries))
+    assert ok > 20
+
+    # A second rotate finishes the job.
+    project.dso("rotate", "web")
     for name in names:
         assert exec_in(name, "wget", "-q", "-O-", "http://127.0.0.1/") == "new\n"
