@@ -31,7 +31,9 @@ def recover(app: Application, no_resume: bool, as_json: bool) -> None:
     holds it) is converged from what Docker shows: exactly one container under the canonical
     name, running; *_dso_new_* and *_dso_backup_* leftovers removed when not needed, and the
     secrets directories of rotations that no container mounts any more. The only copy of a
-    service is never deleted.
+    service is never deleted. A Swarm service's rotation is converged from the engine's
+    state: finished forwards if the service was updated, its new secret versions removed if
+    not (docs/swarm.md).
 
     A rotation undone because it was interrupted (dso killed, the Docker daemon restarted)
     never rolled its change out: recover then rotates its service (or container) again, so
@@ -53,12 +55,14 @@ def recover(app: Application, no_resume: bool, as_json: bool) -> None:
     from kernel.rotation.files import sweep_base
     from kernel.rotation.strategies import CAUSES
     from kernel.rotation.targets import describe_spread, mixed_services
+    from kernel.swarm.recovery import recover_swarm
 
     with app.open_runtime() as runtime:
         journal = runtime.journal
         client = connect()
         stale = [entry.id for entry in journal.stale()]
         results = run_recovery(client, journal, runtime.locks, lock_key=lock_key)
+        results += recover_swarm(client, journal, runtime.locks)
         swept = [str(p) for p in sweep_base(client, runtime.secrets_base, runtime.locks)]
         pending = journal.needing_resuming()
         resumed: list[TargetResult] = []
@@ -134,6 +138,7 @@ def _resume(app: Application, runtime: Runtime, pending: list[RotationEntry]) ->
     from kernel.compose.args import split_args
     from kernel.containers.client import connect
     from kernel.rotation.recovery import guarding_lock, resume_targets
+    from kernel.swarm.recovery import resume_swarm_targets
 
     args = split_args([])
     with start_project(args) as reading:  # the current directory's, for compose's config hash
@@ -142,7 +147,23 @@ def _resume(app: Application, runtime: Runtime, pending: list[RotationEntry]) ->
     batch = runtime.batch(
         connect=connect, hasher=project_hasher(runtime, project), trigger="recover"
     )
-    results = batch.run(targets)
+    results = batch.run(targets) if targets else []
+    swarm = resume_swarm_targets(pending)
+    if swarm:  # Swarm services (docs/swarm.md, "Crash safety")
+        from kernel.swarm.rotation import SwarmRotator, rotate_services
+
+        def rotator() -> SwarmRotator:
+            return SwarmRotator(
+                connect(),
+                journal=runtime.journal,
+                locks=runtime.locks,
+                resolver=runtime.rollout_resolver,
+                config=runtime.config.agent.rotation,
+                observer=runtime.extensions,
+                trigger="recover",
+            )
+
+        results += rotate_services(swarm, rotator)
     status = {r.target.lock_key: r.status for r in results}
     now = time.time()
     for entry in pending:

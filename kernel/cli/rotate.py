@@ -97,7 +97,9 @@ def rotate(
 
     TARGETS are compose services of the project (-f/-p/--project-directory, else the one in
     the current directory; COMPOSE_FILE and COMPOSE_PROJECT_NAME work as with compose) or
-    container names. A service's containers are resolved again (label dso.refs) in one fetch;
+    container names, or (on a swarm manager) Swarm services or stacks deployed with
+    `docker dso stack deploy`, rotated through the engine (docs/swarm.md). A service's
+    containers are resolved again (label dso.refs) in one fetch;
     if a version changed (or with --force) each is replaced by a faithful clone holding the
     new values, under one lock per service. With rolling (zero downtime) both serve during the
     overlap, and after the first replica has rotated alone, up to --parallel replicas rotate at
@@ -115,6 +117,7 @@ def rotate(
       docker dso rotate -f compose.prod.yaml api
       docker dso rotate shop-db-1 --strategy restart --timeout 60
       docker dso rotate web --force --json | jq '.rotations[0].phases'
+      docker dso rotate shop_web          # a Swarm service (or: shop, the whole stack)
     """
     import contextlib
     import dataclasses
@@ -141,7 +144,7 @@ def rotate(
         try:
             runtime.resolver.prewarm()
             from kernel.containers.client import SharedConnection, connect
-            from kernel.rotation.targets import resolve_targets
+            from kernel.swarm.rotation import split_targets
 
             client = connect()
             connection = SharedConnection(client)
@@ -151,7 +154,7 @@ def rotate(
             raise
     services = list((project.model.get("services") or {}) if project else ())
     with runtime, contextlib.closing(connection):
-        chosen = resolve_targets(client, targets, project=name, services=services)
+        chosen, swarm = split_targets(client, targets, project=name, services=services)
         batch = runtime.batch(
             connect=connection.connect,
             hasher=project_hasher(runtime, project),
@@ -163,7 +166,7 @@ def rotate(
             concurrency=concurrency,
             parallel=parallel,
         )
-        single = len(chosen) == 1 and not as_json
+        single = len(chosen) + len(swarm) == 1 and not as_json
 
         def shown(result: TargetResult) -> None:
             if single and result.error is not None and result.untouched:
@@ -171,7 +174,29 @@ def rotate(
             if not as_json:
                 show_result(app, result, dry_run=dry_run)
 
-        results = batch.run(chosen, on_result=shown)
+        results = batch.run(chosen, on_result=shown) if chosen else []
+        if swarm:  # Swarm services: the engine's secrets and rolling update (docs/swarm.md)
+            from kernel.swarm.rotation import SwarmRotator, rotate_services
+
+            def rotator() -> SwarmRotator:
+                return SwarmRotator(
+                    connection.connect(),
+                    journal=runtime.journal,
+                    locks=runtime.locks,
+                    resolver=runtime.rollout_resolver,
+                    config=rotation,
+                    observer=runtime.extensions,
+                )
+
+            results += rotate_services(
+                swarm,
+                rotator,
+                force=force,
+                dry_run=dry_run,
+                wait=wait,
+                concurrency=concurrency,
+                on_result=shown,
+            )
     if as_json:
         app.out_json(
             {

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 def show_result(app: Application, result: TargetResult, *, dry_run: bool) -> None:
     """One target's block: a header for a service, then a paragraph per container."""
     indent = ""
-    if result.target.is_service and (result.outcomes or result.error is None):
+    swarm = result.target.lock_key.startswith("swarm-")  # one outcome: the service's update
+    if result.target.is_service and not swarm and (result.outcomes or result.error is None):
         count = len(result.outcomes)
         order = ""
         if count > 1 and not dry_run:

@@ -137,6 +137,10 @@ class RotationEntry:
     #: Set once ``recover`` rotated the target again after an interruption:
     #: ``{"at": ..., "status": ...}`` (so it is done once).
     resumed: dict[str, Any] | None = None
+    #: Strategy ``swarm`` only (kernel.swarm.rotation): ``{"service_id": ..., "stack": ...,
+    #: "secrets": {target path: {"from": old secret name, "to": new secret name}},
+    #: "update_state": the engine's last UpdateStatus state}``. Names, never a value.
+    swarm: dict[str, Any] | None = None
     pid: int = 0
     host: str = ""
 

@@ -108,6 +108,8 @@ def recover(
     results: list[Recovered] = []
     live: set[str] = set()
     for entry in journal.needing_recovery():
+        if entry.strategy == Strategy.SWARM.value:
+            continue  # a Swarm service, not a container: kernel.swarm.recovery
         key = entry.lock_key or lock_key(entry.target)
         try:
             with locks.hold(key, wait=0.0, note="recover"):
@@ -248,9 +250,12 @@ def guarding_lock(entry: RotationEntry) -> str:
 
 def resume_targets(entries: Iterable[RotationEntry]) -> list[Target]:
     """What to rotate again for ``entries`` (:attr:`RotationEntry.needs_resuming`): a compose
-    container's whole service (so its replicas end on one version), else the container."""
+    container's whole service (so its replicas end on one version), else the container.
+    Swarm entries are left out (kernel.swarm.recovery)."""
     found: dict[str, Target] = {}
     for entry in entries:
+        if entry.strategy == Strategy.SWARM.value:
+            continue  # kernel.swarm.recovery.resume_swarm_targets
         key = guarding_lock(entry)
         if key in found:
             continue
