@@ -10,7 +10,8 @@ memoised; every input fakeable), ``runner``, ``registry`` (the ordered list), an
 group: ``daemon`` (Docker, Compose), ``configuration``, ``directories``, ``agent_socket``,
 ``service_unit`` (systemd), ``programs`` (provider programs and, at full level, the providers
 themselves), ``storage`` (tmpfs), ``state_files`` (state files, rotations awaiting review),
-``leftovers`` (orphan containers, stale locks). docs/doctor.md explains every check id.
+``leftovers`` (orphan containers, stale locks), ``swarm`` (the node's role, dso's Swarm
+secret versions). docs/doctor.md explains every check id.
 The doctor reads; it changes nothing it examines, and never reads a secret value.
 """
 

@@ -16,6 +16,7 @@ from kernel.doctor import (
     service_unit,
     state_files,
     storage,
+    swarm,
 )
 from kernel.doctor.model import Check
 
@@ -29,6 +30,7 @@ CHECKS: tuple[Check, ...] = (
     *storage.CHECKS,
     *state_files.CHECKS,
     *leftovers.CHECKS,
+    *swarm.CHECKS,
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(check.id for check in CHECKS)

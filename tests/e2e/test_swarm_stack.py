@@ -5,7 +5,8 @@ One scenario, one test function: deploy a two-service stack sharing one ``dsofil
 every task reads it at its target path with its service user's uid/gid and mode 0400 → the
 value changes → a second deploy creates the next version and both services roll to it → the
 version no task uses any more is removed → ``dso://`` is refused with file and line → ``stack
-rm`` removes the stack and its secret versions. The canary values never reach the host's disk,
+rm`` removes the stack and its secret versions. ``doctor`` names the version nothing uses
+until a deploy removes it. The canary values never reach the host's disk,
 ``docker service inspect``, dso's output or the rewritten stack file.
 
 Run with ``-s`` to see the figures.
@@ -114,6 +115,12 @@ def _wait_all(host: TestHost, expected: dict[str, str], timeout: float = 90.0) -
         time.sleep(0.5)
 
 
+def _doctor(host: TestHost) -> dict[str, dict[str, str]]:
+    """The doctor's checks by id (it fails here anyway: no agent runs)."""
+    done = host.exec("docker", "dso", "doctor", "--json", check=False)
+    return {c["id"]: c for c in json.loads(done.stdout)["checks"]}
+
+
 def _secrets(host: TestHost) -> list[dict[str, object]]:
     doc = json.loads(host.exec("docker", "dso", "stack", "secrets", "shop", "--json").stdout)
     return list(doc["secrets"])
@@ -167,9 +174,13 @@ def test_stack_deploy_rotate_by_redeploy_refuse_env_and_remove(host: TestHost) -
     while any(s["used_by"] for s in _secrets(host) if s["name"] == v1):
         assert time.monotonic() < deadline, _secrets(host)
         time.sleep(0.5)
+    doctor = _doctor(host)
+    assert doctor["swarm.node"]["status"] == "ok" and "manager" in doctor["swarm.node"]["finding"]
+    assert doctor["swarm.secrets"]["status"] == "warn" and v1 in doctor["swarm.secrets"]["finding"]
     third = _deploy(host)
     assert third["removed"] == [v1]
     assert [s["name"] for s in _secrets(host)] == [v2]
+    assert _doctor(host)["swarm.secrets"]["status"] == "ok"
 
     # -- the canary never shows: service specs, output, disk -------------------------------------
     inspect = host.sh("docker service inspect shop_web shop_api; docker secret inspect " + v2)
