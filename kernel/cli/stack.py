@@ -216,7 +216,7 @@ def rm(app: Application, timeout: float, as_json: bool, stack_name: str) -> int:
         return code
     with progress.step(f"waiting for the tasks of {stack_name} to stop") as timer:
         wait_unused(client, names, timeout)
-    removed, kept = retire(client, stack_name)
+    removed, kept = retire(client, stack_name, keep_newest=False)
     progress.line(
         f"removed {plural(len(removed), 'secret version')} in {timer}"
         + (f"; kept {len(kept)} still in use: {', '.join(kept)}" if kept else "")

@@ -102,9 +102,17 @@ def wait_unused(
 
 
 def retire(
-    client: docker.DockerClient, stack: str, keep: Sequence[str] = ()
+    client: docker.DockerClient, stack: str, keep: Sequence[str] = (), *, keep_newest: bool = True
 ) -> tuple[list[str], list[str]]:
-    """Remove ``stack``'s dso secrets that nothing uses, except ``keep``; (removed, kept)."""
-    candidates = [s.name for s in dso_secrets(client, stack) if s.name not in keep]
+    """Remove ``stack``'s dso secrets that nothing uses, except ``keep``; (removed, kept).
+
+    With ``keep_newest`` the newest version of each reference stays too: a rotation running
+    at the same time may have just created it, before the service update that mounts it.
+    """
+    versions = dso_secrets(client, stack)  # oldest first
+    spared = set(keep)
+    if keep_newest:
+        spared |= {s.name for s in {s.reference: s for s in versions}.values()}
+    candidates = [s.name for s in versions if s.name not in spared]
     removed = remove_unused(client, candidates)
     return removed, [n for n in candidates if n not in removed]
