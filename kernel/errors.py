@@ -34,7 +34,7 @@ Exception messages never contain secret values: name the reference, never the by
     │   ├── ProviderStartError               it did not start or did not complete the handshake
     │   ├── ProviderUnavailableError         its circuit breaker is open
     │   ├── ProviderTimeoutError             a request passed its deadline
-    │   └── ProviderInstallError             `providers install/remove` refused (checksum, protocol…)
+    │   └── ProviderInstallError             providers install/remove refused (checksum, protocol)
     ├── StorageError                 exit 8  state could not be written (disk full, permissions)
     ├── RotationError                exit 9  a rotation failed or was rolled back
     │   └── RotationBusyError                another rotation of the same target holds its lock

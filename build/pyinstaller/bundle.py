@@ -158,12 +158,19 @@ def provider_bundle(
     _onedir(f"dso-provider-{name}", analysis)
 
 
-def kernel_bundle(*, hiddenimports: Sequence[str] = (), excludes: Sequence[str] = ()) -> None:
-    """Declare the analysis, executable and onedir collection of ``dso``."""
+def kernel_bundle(
+    *,
+    hiddenimports: Sequence[str] = (),
+    excludes: Sequence[str] = (),
+    datas: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Declare the analysis, executable and onedir collection of ``dso``; ``datas`` are
+    (source, destination directory) pairs of package data, as pyproject.toml declares it."""
     analysis = Analysis(
         [str(HERE / "entries" / "dso_kernel.py")],
         pathex=[str(REPO)],
         hiddenimports=[*kernel_modules(), *hiddenimports],
+        datas=[(str(REPO / source), target) for source, target in datas],
         hookspath=[str(HOOKS)],
         excludes=[*EXCLUDES, *KERNEL_EXCLUDES, *excludes],
         noarchive=True,

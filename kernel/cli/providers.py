@@ -17,6 +17,7 @@ import click
 
 from kernel.cli.app import Application, pass_app
 from kernel.cli.providers_install import install, remove
+from kernel.cli.providers_new import new
 from kernel.cli.providers_test import providers_test
 from kernel.errors import DSOError, ExitCode
 
@@ -42,6 +43,7 @@ def providers() -> None:
       docker dso providers test ./dso-provider-mine
       docker dso providers install ./dso-provider-mine-1.0.tar.gz
       docker dso providers remove mine
+      docker dso providers new mine          a provider project that starts green
     """
 
 
@@ -270,3 +272,4 @@ def _plain(message: str) -> str:
 providers.add_command(providers_test)
 providers.add_command(install)
 providers.add_command(remove)
+providers.add_command(new)

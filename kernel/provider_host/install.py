@@ -46,8 +46,6 @@ from kernel.provider_host.verify import MANIFEST_NAME, normalise, parse_manifest
 
 #: Staging directories inside the plugins directory start with this (discovery skips them).
 STAGING_PREFIX = ".install-"
-#: The lock file serialising installs and removals of one plugins directory.
-LOCK_NAME = ".install.lock"
 #: Modes of what is installed: directories and executables, other files, the manifest.
 DIR_MODE = 0o755
 EXEC_MODE = 0o755
@@ -134,17 +132,22 @@ class _Staged:
 
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
-    """Hold the plugins directory's install lock (two installs never lose a manifest line)."""
+    """Hold an exclusive flock on the plugins directory itself (two installs never lose a
+    manifest line; no lock file is left behind)."""
     try:
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        handle = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise StorageError(
-            f"cannot use the plugins directory {directory}: {exc.strerror or exc}",
-            hint="the agent's plugins directory belongs to root: run the command with sudo",
+            f"cannot use the plugins directory {directory}: {exc.strerror or exc}"
         ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        if not os.access(directory, os.W_OK):
+            raise StorageError(
+                f"cannot write the plugins directory {directory}: permission denied",
+                hint="the agent's plugins directory belongs to root: run the command with sudo",
+            )
         yield
     finally:
         os.close(handle)

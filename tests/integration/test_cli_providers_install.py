@@ -12,6 +12,7 @@ import hashlib
 import json
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,6 @@ def snapshot(directory: Path) -> dict[str, bytes | None]:
     return {
         str(p.relative_to(directory)): p.read_bytes() if p.is_file() else None
         for p in sorted(directory.rglob("*"))
-        if p.name != ".install.lock"
     }
 
 
@@ -184,3 +184,51 @@ def test_dry_run_reports_and_changes_nothing(
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("would install echo 1.0.0")
     assert snapshot(plugins) == before
+
+
+def test_a_running_provider_host_uses_the_new_program_at_its_next_start(
+    plugins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the agent does after `install --force`: the running process is left alone, and the
+    next start (here after idling out) execs the new program, verified against the new line."""
+    from kernel.paths import local_layout
+    from kernel.protocol import SecretRef
+    from kernel.provider_host import ProviderHost
+    from kernel.provider_host.install import install
+    from tests.integration.provider_host_support import REPO, config_with
+
+    monkeypatch.setenv("DSO_PLUGINS_DIR", str(plugins))
+    v1 = tmp_path / "v1" / "dso-provider-echo"
+    v1.parent.mkdir()
+    v1.write_text(WRAPPER)
+    v1.chmod(0o755)
+    v2 = tmp_path / "v2" / "dso-provider-echo"
+    v2.parent.mkdir()
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r});"
+        " from tests.fakes.echo_provider import EchoProvider; from providers.sdk import serve;"
+        " EchoProvider.version = '2.0.0'; serve(EchoProvider)"
+    )
+    v2.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{code}" "$@"\n')
+    v2.chmod(0o755)
+    install(v1, plugins)
+    config = config_with("echo", settings={"secrets": {"a/b": "v"}}, idle_timeout=5.0)
+    ref = [SecretRef("r", "a/b")]
+    with ProviderHost(config, local_layout()) as host:
+        provider = host.client("echo")
+        assert provider.get(ref).values["r"].value == b"v"
+        first = provider.status()
+        assert (first["origin"], first["version"]) == ("plugins-dir", "1.0.0")
+
+        assert install(v2, plugins, force=True).replaced_version == "1.0.0"
+        assert provider.status()["pid"] == first["pid"]  # not restarted by the install
+        assert provider.status()["version"] == "1.0.0"
+
+        deadline = time.monotonic() + 15
+        while provider.state() != "idle" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert provider.state() == "idle"
+        assert provider.get(ref).values["r"].value == b"v"
+        after = provider.status()
+        assert after["version"] == "2.0.0" and after["pid"] != first["pid"]
+        assert after["starts"] == 2 and after["crashes"] == 0

@@ -81,8 +81,8 @@ def tarball(path: Path, members: Mapping[str, bytes], executable: str) -> Path:
 
 
 def leftovers(plugins: Path) -> list[str]:
-    """What the plugins directory holds besides the lock file."""
-    return sorted(p.name for p in plugins.iterdir() if p.name != ".install.lock")
+    """What the plugins directory holds (no staging directory, no lock file left)."""
+    return sorted(p.name for p in plugins.iterdir())
 
 
 def test_a_bundle_directory_is_verified_and_installed(tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_an_unwritable_plugins_directory_is_a_storage_error(tmp_path: Path) -> N
     plugins = tmp_path / "plugins"
     plugins.mkdir(mode=0o500)
     try:
-        with pytest.raises(StorageError, match="cannot use the plugins directory"):
+        with pytest.raises(StorageError, match="cannot write the plugins directory"):
             install(bundle(tmp_path / "src"), plugins, describe=describer())
     finally:
         plugins.chmod(0o700)
