@@ -43,6 +43,7 @@ from kernel.agent.scheduler import Reason, Scheduler
 from kernel.agent.service_manager import ServiceManager
 from kernel.agent.status_file import RuntimeFile
 from kernel.agent.status_file import boot_id as _boot_id
+from kernel.agent.swarm_services import is_swarm_target, rotate_swarm, scan_swarm
 from kernel.agent.watches import Hints, ProviderWatches
 from kernel.errors import DSOError
 from kernel.extensions.events import new_trace_id
@@ -295,6 +296,7 @@ class Agent:
         and name what to rotate again."""
         from kernel.rotation import lock_key, recover
         from kernel.rotation.recovery import resume_targets
+        from kernel.swarm.recovery import recover_swarm, resume_swarm_targets
 
         assert self._client is not None
         journal = self.runtime.journal
@@ -307,6 +309,7 @@ class Agent:
                 extra={"trace_id": entry.trace_id, **log_context(entry.target, entry.lock_key)},
             )
         results = recover(self._client, journal, self.runtime.locks, lock_key=lock_key)
+        results += recover_swarm(self._client, journal, self.runtime.locks)
         if not results:
             log.info("recovery: no interrupted rotation")
         for result in results:
@@ -338,7 +341,7 @@ class Agent:
                 extra={"trace_id": entry.trace_id, **log_context(entry.target, entry.lock_key)},
             )
         journal.prune()
-        return resume_targets(pending)
+        return [*resume_targets(pending), *resume_swarm_targets(pending)]
 
     # -- what is managed --------------------------------------------------------------------
 
@@ -390,7 +393,8 @@ class Agent:
     def _check(
         self, source: str, *, only: Mapping[str, Collection[str]] | None = None
     ) -> CheckResult:
-        result = self.checker.check(self.managed, only=only)
+        swarm = scan_swarm(self._ensure_client())  # a manager's Swarm services (or none)
+        result = self.checker.check([*self.managed, *swarm], only=only)
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
         self.bus.publish("check", source=source, secrets=result.secrets, moved=len(result.lagging))
         if result.lagging and self._events is not None and not self._events.connected:
@@ -555,7 +559,18 @@ class Agent:
             force=any(r.force for r in reasons),
         )
         try:
-            result = batch.one(target)
+            if is_swarm_target(target):  # a Swarm service: the engine's update (docs/swarm.md)
+                result = rotate_swarm(
+                    self.runtime,
+                    self.connect,
+                    target,
+                    trigger=trigger,
+                    trace_id=trace_id,
+                    stop=self.stop_event,
+                    force=any(r.force for r in reasons),
+                )
+            else:
+                result = batch.one(target)
         except BaseException:
             self._deliveries.abandon(target.lock_key)  # the next check tries again
             raise
