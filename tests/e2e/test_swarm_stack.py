@@ -153,8 +153,18 @@ def test_stack_deploy_rotate_by_redeploy_refuse_env_and_remove(host: TestHost) -
 
     # -- a new value: the next deploy creates the next version and both services roll ------------
     _set(host, CANARY_V2)
+    # Every process's argv, sampled while the deploy runs (into /dev/shm: not the disk).
+    host.sh(
+        "nohup sh -c 'while [ ! -f /dev/shm/stop ]; do cat /proc/[0-9]*/cmdline "
+        ">> /dev/shm/argv 2>/dev/null; done' >/dev/null 2>&1 &"
+    )
     began = time.monotonic()
     second = _deploy(host)
+    host.sh("touch /dev/shm/stop; sleep 0.5")
+    argv = host.sh("tr '\\0' '\\n' < /dev/shm/argv | sort -u; rm -f /dev/shm/argv /dev/shm/stop")
+    words = set(argv.stdout.splitlines())
+    assert "--compose-file" in words, "the sampler saw dso's `docker stack deploy`"
+    outputs.append(argv.stdout)
     (entry,) = second["secrets"].values()  # type: ignore[attr-defined]
     v2 = entry["name"]
     assert v2 != v1 and entry["created"] is True
