@@ -101,17 +101,23 @@ def deploy(
         f"stack {stack_name}: {plural(len(refs), 'dsofile:// secret')} in "
         f"{plural(len(found.scan.services), 'service')}, read in {timer}"
     )
-    client = connect()
-    if not dry_run:
+    client = None if dry_run else connect()
+    if client is not None:
         from kernel.swarm.deploy import manager_node
 
         manager_node(client)
     runtime = app.open_runtime()
     with runtime:
-        from kernel.injection.resolver import require
+        from kernel.compose.inject import resolve
+        from kernel.swarm.stack import locate_problems
 
         with progress.step(f"resolving {plural(len(refs), 'secret')}") as timer:
-            values = require(runtime.resolver.resolve(refs)) if refs else {}
+            values, failed = resolve(found.scan, runtime.resolver) if refs else ({}, [])
+        if failed:
+            located = locate_problems(found, failed)
+            if as_json:
+                app.out_json(_deploy_doc(stack_name, {}, [p.to_json() for p in located]))
+            raise problems_error(stack_name, located)
         if refs:
             progress.line(f"resolved {plural(len(refs), 'secret')} in {timer}")
         from kernel.swarm.secret_versions import fingerprint, secret_name
@@ -121,7 +127,7 @@ def deploy(
             for ref, key in found.keys.items()
         }
         created: list[str] = []
-        if not dry_run and refs:
+        if client is not None and refs:
             from kernel.swarm.deploy import create_versions
 
             before = {s.name for s in dso_secrets(client, stack_name)}
@@ -150,7 +156,7 @@ def deploy(
         [],
     )
     doc["dry_run"] = dry_run
-    if dry_run:
+    if client is None:
         progress.line("dry run: nothing created, nothing deployed")
         if as_json:
             app.out_json(doc)

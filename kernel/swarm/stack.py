@@ -37,6 +37,8 @@ __all__ = [
     "MIN_VERSION",
     "StackFile",
     "StackProblem",
+    "dump",
+    "locate_problems",
     "problems_error",
     "read_stack",
     "rewrite",
@@ -90,6 +92,8 @@ class StackFile:
     #: Reference → the key dso adds under the top-level ``secrets:`` (``dso_<name>``).
     keys: dict[SecretReference, str] = field(default_factory=dict)
     problems: list[StackProblem] = field(default_factory=list)
+    #: The file's name in messages.
+    shown: str = ""
 
     def references(self) -> list[SecretReference]:
         """Every distinct ``dsofile://`` reference, in order of first use."""
@@ -127,7 +131,7 @@ def read_stack(path: Path, stack: str, *, shown: str | None = None) -> StackFile
             hint="pass the compose file of the stack with -c, e.g. -c stack.yaml",
         )
     scan = scan_model(_model(stack, document))
-    found = StackFile(path, stack, document, scan)
+    found = StackFile(path, stack, document, scan, shown=shown)
     problems = list(scan.problems)
     for name, wanted in scan.services.items():
         for variable, ref in wanted.env.items():
@@ -202,6 +206,11 @@ def _assign_keys(found: StackFile, problems: list[Problem]) -> None:
                     )
                 )
             found.keys[ref] = key
+
+
+def locate_problems(found: StackFile, problems: Sequence[Problem]) -> list[StackProblem]:
+    """``problems`` of ``found`` (e.g. references that did not resolve) with file and line."""
+    return _locate(found.path, found.shown or str(found.path), problems)
 
 
 def _locate(path: Path, shown: str, problems: Sequence[Problem]) -> list[StackProblem]:

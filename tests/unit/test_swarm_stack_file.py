@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kernel.errors import ComposeError
-from kernel.swarm.stack import dump, problems_error, read_stack, rewrite
+from kernel.compose.scan import Problem
+from kernel.errors import ComposeError, SecretNotFoundError
+from kernel.swarm.stack import dump, locate_problems, problems_error, read_stack, rewrite
 
 STACK = """\
 version: "3.3"
@@ -124,3 +125,12 @@ def test_a_named_user_is_a_problem_a_dso_key_clash_too(tmp_path: Path) -> None:
     messages = " | ".join(str(p) for p in found.problems)
     assert "numeric uid" in messages
     assert "already declares a secret 'dso_app_db_password'" in messages
+
+
+def test_a_reference_that_does_not_resolve_is_located(tmp_path: Path) -> None:
+    found = read_stack(_write(tmp_path, STACK), "shop", shown="stack.yaml")
+    missing = SecretNotFoundError("dsofile://app/api#token: no secret named 'app/api'")
+    located = locate_problems(found, [Problem("worker", "API", "dsofile://app/api#token", missing)])
+    error = problems_error("shop", located)
+    assert isinstance(error, SecretNotFoundError) and error.exit_code == 5
+    assert error.message.startswith("stack.yaml:17: service worker, API: dsofile://app/api#token")
