@@ -29,8 +29,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import stat
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -41,15 +39,20 @@ from kernel.atomic_write import atomic_write, fsync_directory
 from kernel.errors import ProtocolError, ProviderInstallError, ProviderNotFoundError, StorageError
 from kernel.protocol import EXECUTABLE_PREFIX, SUPPORTED_PROTOCOLS, negotiate
 from kernel.provider_host.discovery import run_describe, valid_name
+from kernel.provider_host.install_source import (
+    DIR_MODE,
+    executable_of,
+    normalise_modes,
+    read_text,
+    stage,
+    verify_source,
+)
 from kernel.provider_host.process import ORIGIN_PATH, ProviderCommand
 from kernel.provider_host.verify import MANIFEST_NAME, normalise, parse_manifest, sha256_file
 
 #: Staging directories inside the plugins directory start with this (discovery skips them).
 STAGING_PREFIX = ".install-"
-#: Modes of what is installed: directories and executables, other files, the manifest.
-DIR_MODE = 0o755
-EXEC_MODE = 0o755
-DATA_MODE = 0o644
+#: The manifest's mode (directories and programs: :mod:`.install_source`).
 MANIFEST_MODE = 0o644
 
 Describer = Callable[[ProviderCommand], Mapping[str, Any]]
@@ -116,17 +119,6 @@ class Removed:
         }
 
 
-@dataclass(slots=True)
-class _Staged:
-    """The staged program: ``top`` is the file or bundle directory, ``source_root`` the
-    directory the source's manifest paths are relative to (when there is one)."""
-
-    top: Path
-    manifest_text: str | None = None
-    manifest_root: Path | None = None
-    kind: str = "file"
-
-
 # -- the plugins directory lock -----------------------------------------------------------------
 
 
@@ -151,144 +143,6 @@ def locked(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(handle)
-
-
-# -- staging ------------------------------------------------------------------------------------
-
-
-def _is_tarball(path: Path) -> bool:
-    return path.is_file() and (path.name.endswith((".tar.gz", ".tgz")) or tarfile.is_tarfile(path))
-
-
-def _stage(source: Path, staging: Path) -> _Staged:
-    """Copy or extract ``source`` into ``staging``; find the program and the source manifest."""
-    if source.is_dir():
-        top = staging / "payload" / source.name
-        shutil.copytree(source, top, symlinks=True)
-        for manifest_dir in (source, source.parent):
-            text = _read_text(manifest_dir / MANIFEST_NAME)
-            if text is not None:
-                root = top if manifest_dir == source else top.parent
-                return _Staged(top, text, root, "directory")
-        return _Staged(top, None, None, "directory")
-    if _is_tarball(source):
-        return _extract(source, staging)
-    if source.is_file():
-        top = staging / "payload" / source.name
-        top.parent.mkdir()
-        shutil.copy2(source, top)
-        return _Staged(top, None, None, "file")
-    raise ProviderInstallError(f"{source} is neither a directory, a .tar.gz nor a file")
-
-
-def _extract(source: Path, staging: Path) -> _Staged:
-    root = staging / "payload"
-    root.mkdir()
-    try:
-        with tarfile.open(source, "r:*") as archive:
-            archive.extractall(root, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ProviderInstallError(f"{source}: not a readable tar archive ({exc})") from None
-    # The manifest and the program are at the archive's top, or in its one top directory.
-    base = root
-    entries = list(root.iterdir())
-    if (
-        len(entries) == 1
-        and entries[0].is_dir()
-        and not entries[0].name.startswith(EXECUTABLE_PREFIX)
-    ):
-        base = entries[0]
-    programs = sorted(e for e in base.iterdir() if e.name.startswith(EXECUTABLE_PREFIX))
-    if len(programs) != 1:
-        found = ", ".join(p.name for p in programs) or "none"
-        raise ProviderInstallError(
-            f"{source}: expected one {EXECUTABLE_PREFIX}<name> program at the top of the archive,"
-            f" found {found}",
-            hint="an archive holds one provider: dso-provider-<name> (file or onedir directory)"
-            " and SHA256SUMS",
-        )
-    text = _read_text(base / MANIFEST_NAME)
-    if text is None:
-        raise ProviderInstallError(
-            f"{source}: no {MANIFEST_NAME} beside {programs[0].name} in the archive",
-            hint="a tarball must carry its checksums; install a single executable or a"
-            " directory to have them computed",
-        )
-    return _Staged(programs[0], text, base, "tarball")
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def _executable(top: Path) -> Path:
-    """The program inside a staged bundle directory, or the staged file itself."""
-    if top.is_dir():
-        inner = top / top.name
-        if not inner.is_file():
-            raise ProviderInstallError(
-                f"{top.name}/ is not a provider bundle: no executable {top.name}/{top.name}",
-                hint="a bundle directory is dso-provider-<name>/ holding dso-provider-<name>",
-            )
-        return inner
-    return top
-
-
-def _verify(staged: _Staged, executable: Path) -> str:
-    """Check the staged files against the source's manifest; ``SHA256SUMS`` or ``computed``."""
-    if staged.manifest_text is None or staged.manifest_root is None:
-        return "computed"
-    manifest = parse_manifest(staged.manifest_text, staged.manifest_root / MANIFEST_NAME)
-    top_rel = staged.top.relative_to(staged.manifest_root).as_posix()
-    mine = {
-        path: digest
-        for path, digest in manifest.entries.items()
-        if top_rel == "." or path == top_rel or path.startswith(top_rel + "/")
-    }
-    exe_rel = executable.relative_to(staged.manifest_root).as_posix()
-    if exe_rel not in mine:
-        raise ProviderInstallError(
-            f"the source's {MANIFEST_NAME} has no line for {exe_rel}",
-            hint=f"add it: sha256sum {exe_rel} >> {MANIFEST_NAME}",
-        )
-    for relative, expected in sorted(mine.items()):
-        path = staged.manifest_root / relative
-        if not path.is_file() or path.is_symlink():
-            raise ProviderInstallError(
-                f"{relative} is listed in the source's {MANIFEST_NAME} but is not in the source"
-            )
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ProviderInstallError(
-                f"checksum mismatch for {relative}: the source's {MANIFEST_NAME} lists"
-                f" {expected[:16]}…, the file has {actual[:16]}…; nothing was installed",
-                hint="the download is corrupt or was tampered with: fetch it again from its"
-                " publisher",
-            )
-    return MANIFEST_NAME
-
-
-def _normalise_modes(top: Path) -> int:
-    """Directories and executables 0755, other files 0644, owned by root when run as root;
-    returns the number of files."""
-    as_root = os.geteuid() == 0
-    count = 0
-    paths = [top, *top.rglob("*")] if top.is_dir() else [top]
-    for path in paths:
-        st = path.lstat()
-        if as_root:
-            os.lchown(path, 0, 0)
-        if stat.S_ISLNK(st.st_mode):
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            os.chmod(path, DIR_MODE)
-            continue
-        count += 1
-        os.chmod(path, EXEC_MODE if st.st_mode & 0o111 else DATA_MODE)
-    return count
 
 
 # -- describe -----------------------------------------------------------------------------------
@@ -324,7 +178,7 @@ def _describe(executable: Path, describe: Describer) -> tuple[str, str, int, tup
 def installed_version(target: Path, describe: Describer = run_describe) -> str | None:
     """What the installed program at ``target`` says its version is (None: it does not say)."""
     try:
-        executable = _executable(target)
+        executable = executable_of(target)
         doc = describe(ProviderCommand("provider", (str(executable),), ORIGIN_PATH))
     except (ProviderInstallError, ProtocolError, OSError):
         return None
@@ -399,12 +253,12 @@ def _install_staged(
     describe: Describer,
 ) -> Installed:
     try:
-        staged = _stage(source, staging)
+        staged = stage(source, staging)
     except OSError as exc:
         raise ProviderInstallError(f"cannot read {source}: {exc.strerror or exc}") from None
-    executable = _executable(staged.top)
-    checksums = _verify(staged, executable)
-    files = _normalise_modes(staged.top)
+    executable = executable_of(staged.top)
+    checksums = verify_source(staged, executable)
+    files = normalise_modes(staged.top)
     name, version, protocol, caps = _describe(executable, describe)
     program = EXECUTABLE_PREFIX + name
     if staged.top.is_dir() and staged.top.name != program:
@@ -460,7 +314,7 @@ def _install_staged(
     ready = staging / program
     staged.top.rename(ready)
     relative = final_exe.relative_to(directory).as_posix()
-    old_text = _read_text(directory / MANIFEST_NAME) or ""
+    old_text = read_text(directory / MANIFEST_NAME) or ""
     new_text, _ = edit_manifest(old_text, name, f"{digest}  {normalise(relative)}")
     aside = staging / "previous"
     if exists:
@@ -497,7 +351,7 @@ def remove(name: str, directory: Path) -> Removed:
             hint="`docker dso providers list` shows what is installed and where",
         )
     with locked(directory):
-        text = _read_text(directory / MANIFEST_NAME)
+        text = read_text(directory / MANIFEST_NAME)
         dropped = 0
         new_text: str | None = None
         if text is not None:
