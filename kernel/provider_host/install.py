@@ -48,7 +48,14 @@ from kernel.provider_host.install_source import (
     verify_source,
 )
 from kernel.provider_host.process import ORIGIN_PATH, ProviderCommand
-from kernel.provider_host.verify import MANIFEST_NAME, normalise, parse_manifest, sha256_file
+from kernel.provider_host.verify import (
+    MANIFEST_NAME,
+    check,
+    normalise,
+    parse_manifest,
+    read_manifest,
+    sha256_file,
+)
 
 #: Staging directories inside the plugins directory start with this (discovery skips them).
 STAGING_PREFIX = ".install-"
@@ -176,9 +183,15 @@ def _describe(executable: Path, describe: Describer) -> tuple[str, str, int, tup
 
 
 def installed_version(target: Path, describe: Describer = run_describe) -> str | None:
-    """What the installed program at ``target`` says its version is (None: it does not say)."""
+    """What the installed program at ``target`` says its version is; None when it does not
+    say, or when it does not match the plugins directory's ``SHA256SUMS`` (it is not run then:
+    nothing unverified is executed)."""
+    directory = target.parent
     try:
         executable = executable_of(target)
+        verdict = check(executable, directory, read_manifest(directory))
+        if not verdict.ok:
+            return None
         doc = describe(ProviderCommand("provider", (str(executable),), ORIGIN_PATH))
     except (ProviderInstallError, ProtocolError, OSError):
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import stat
 import tarfile
 from collections.abc import Mapping
@@ -278,14 +277,20 @@ def test_a_new_manifest_warns_about_programs_it_now_guards(tmp_path: Path) -> No
     assert result.notes and "dso-provider-old will be rejected" in result.notes[0]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_an_unwritable_plugins_directory_is_a_storage_error(tmp_path: Path) -> None:
-    from kernel.errors import StorageError
-
+def test_an_installed_program_that_fails_its_checksum_is_never_run(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
-    plugins.mkdir(mode=0o500)
-    try:
-        with pytest.raises(StorageError, match="cannot write the plugins directory"):
-            install(bundle(tmp_path / "src"), plugins, describe=describer())
-    finally:
-        plugins.chmod(0o700)
+    first = program(tmp_path / "v1" / "dso-provider-mine", b"#!/bin/sh\necho 1.0.0\n")
+    install(first, plugins, describe=versioned)
+    (plugins / "dso-provider-mine").write_bytes(b"#!/bin/sh\necho tampered 6.6.6\n")
+    source = program(tmp_path / "v2" / "dso-provider-mine", b"#!/bin/sh\necho 2.0.0\n")
+    ran: list[str] = []
+
+    def describe(command: ProviderCommand) -> Mapping[str, Any]:
+        ran.append(command.argv[0])
+        return versioned(command)
+
+    with pytest.raises(ProviderInstallError, match=r"already installed \(version unknown\)"):
+        install(source, plugins, describe=describe)
+    assert all(not path.startswith(str(plugins / "dso-provider-mine")) for path in ran)
+    result = install(source, plugins, force=True, describe=describe)
+    assert result.replaced and result.replaced_version is None
