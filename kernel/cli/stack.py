@@ -77,7 +77,9 @@ def deploy(
     service user's numeric uid/gid (else root) and mode 0400; the variable holds the file's
     path. `dso://` is refused: Swarm stores a service's environment in its spec in the clear.
     Services that use secrets get `order: start-first` and `failure_action: rollback` in
-    their update_config unless the file sets them. Values reach the engine through its API,
+    their update_config unless the file sets them, and the label dso.health.exec becomes the
+    healthcheck of a service that has none (a warning names services without either: Swarm
+    then counts a task ready as soon as it starts). Values reach the engine through its API,
     never a file or argv. Run it on a swarm manager.
 
     \b
@@ -101,6 +103,8 @@ def deploy(
         f"stack {stack_name}: {plural(len(refs), 'dsofile:// secret')} in "
         f"{plural(len(found.scan.services), 'service')}, read in {timer}"
     )
+    for warning in found.warnings:
+        progress.warn(warning)
     client = None if dry_run else connect()
     if client is not None:
         from kernel.swarm.deploy import manager_node
@@ -156,6 +160,7 @@ def deploy(
         [],
     )
     doc["dry_run"] = dry_run
+    doc["warnings"] = found.warnings
     if client is None:
         progress.line("dry run: nothing created, nothing deployed")
         if as_json:

@@ -10,6 +10,9 @@ references (``docker stack deploy`` itself interpolates ``${VAR}`` and reads eve
 - ``deploy.update_config`` gets ``order: start-first`` and ``failure_action: rollback`` and
   ``deploy.rollback_config`` ``order: start-first`` unless the file sets them: a rotation is a
   rolling task replacement, and only start-first keeps a task serving while its successor starts;
+- a service without ``healthcheck:`` but with the label ``dso.health.exec`` (the command dso's
+  own health gate runs) gets it as its healthcheck, so the engine gates the update on it; one
+  with neither is warned about (its image may have a HEALTHCHECK: dso does not pull it to see);
 - ``deploy.labels`` gets ``dso.refs`` (variable → reference as written).
 
 ``dso://`` is refused: a Swarm service's environment is stored in its spec in the clear
@@ -28,7 +31,7 @@ from typing import Any
 from kernel.compose.files import locate
 from kernel.compose.scan import Problem, Scan, scan_model
 from kernel.errors import ComposeError, DSOError
-from kernel.labels import REFS_LABEL
+from kernel.labels import HEALTH_EXEC_LABEL, REFS_LABEL
 from kernel.reference import SecretReference
 from kernel.swarm.secret_versions import logical_name
 
@@ -51,6 +54,9 @@ KEY_PREFIX = "dso_"
 MIN_VERSION = "3.8"
 #: Mode of the secret files (0400).
 FILE_MODE = 0o400
+#: Timing of a healthcheck made from the ``dso.health.exec`` label: a new task is ready within
+#: seconds (the first check runs one interval after the start), at one check per 2 s after.
+EXEC_HEALTHCHECK = {"interval": "2s", "timeout": "5s", "retries": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,8 @@ class StackFile:
     problems: list[StackProblem] = field(default_factory=list)
     #: The file's name in messages.
     shown: str = ""
+    #: Things that work but deserve a look (a service without a healthcheck).
+    warnings: list[str] = field(default_factory=list)
 
     def references(self) -> list[SecretReference]:
         """Every distinct ``dsofile://`` reference, in order of first use."""
@@ -138,6 +146,14 @@ def read_stack(path: Path, stack: str, *, shown: str | None = None) -> StackFile
             problems.append(Problem(name, variable, wanted.written[variable], _refuse_env(ref)))
     _assign_keys(found, problems)
     found.problems = _locate(path, shown, problems)
+    for name in found.scan.services:
+        if found.scan.services[name].files and _healthcheck(document["services"][name]) is None:
+            found.warnings.append(
+                f"service {name} has no healthcheck in {shown}: unless its image has a "
+                "HEALTHCHECK, Swarm counts a new task ready as soon as it starts, and a secret "
+                f"change may send requests to a task not yet serving (add a healthcheck, or "
+                f"the label {HEALTH_EXEC_LABEL})"
+            )
     return found
 
 
@@ -268,6 +284,9 @@ def rewrite(found: StackFile, names: Mapping[SecretReference, str]) -> dict[str,
                     "mode": FILE_MODE,
                 }
             )
+        health = _healthcheck(service)
+        if health is not None and "healthcheck" not in service:
+            service["healthcheck"] = health
         deploy = service.get("deploy")
         if not isinstance(deploy, dict):
             deploy = service["deploy"] = {}
@@ -290,6 +309,27 @@ def dump(document: Mapping[str, Any]) -> str:
     import yaml
 
     return str(yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False))
+
+
+def _healthcheck(service: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The service's healthcheck: its own, else one from its ``dso.health.exec`` label (what
+    dso's health gate would run; the engine runs it in every task), else None."""
+    own = service.get("healthcheck")
+    if isinstance(own, Mapping):
+        return None if own.get("disable") else dict(own)
+    labels = _as_map((service.get("deploy") or {}).get("labels")) | _as_map(service.get("labels"))
+    raw = labels.get(HEALTH_EXEC_LABEL)
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        command = json.loads(raw)
+    except ValueError:
+        command = None
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        test = ["CMD", *command]
+    else:
+        test = ["CMD-SHELL", raw]
+    return {"test": test, **EXEC_HEALTHCHECK}
 
 
 def _set_paths(service: dict[str, Any], paths: Mapping[str, str]) -> None:

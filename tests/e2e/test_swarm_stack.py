@@ -50,6 +50,7 @@ services:
       - SITE_FILE=dsofile://shop/site
     labels:
       dso.secrets.path: /run/app
+      dso.health.exec: test -s $$SITE_FILE
     deploy:
       replicas: 2
 """
@@ -134,6 +135,7 @@ def test_stack_deploy_rotate_by_redeploy_refuse_env_and_remove(host: TestHost) -
     dry = host.sh("cd /srv/shop && docker dso stack deploy -c stack.yaml shop --dry-run --print")
     outputs += [dry.stdout, dry.stderr]
     assert "external: true" in dry.stdout and "/run/app/SITE_FILE" in dry.stdout
+    assert "warning:" not in dry.stderr, "both services have a healthcheck"
     assert host.sh("docker secret ls -q").stdout.strip() == "", "a dry run creates nothing"
     began = time.monotonic()
     first = _deploy(host)
@@ -146,6 +148,17 @@ def test_stack_deploy_rotate_by_redeploy_refuse_env_and_remove(host: TestHost) -
         host, {"shop_web": f"0:0 400 {CANARY_V1}", "shop_api": f"1000:1000 400 {CANARY_V1}"}
     )
     print(f"\ndeploy → 4 tasks reading the secret: {time.monotonic() - began:.1f} s")
+
+    # The label became api's healthcheck (what the engine gates its updates on).
+    health = host.exec(
+        "docker",
+        "service",
+        "inspect",
+        "-f",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}",
+        "shop_api",
+    ).stdout
+    assert json.loads(health)["Test"] == ["CMD-SHELL", "test -s $SITE_FILE"]
 
     # Deploying again with the same value creates nothing and keeps the tasks.
     again = _deploy(host)

@@ -134,3 +134,31 @@ def test_a_reference_that_does_not_resolve_is_located(tmp_path: Path) -> None:
     error = problems_error("shop", located)
     assert isinstance(error, SecretNotFoundError) and error.exit_code == 5
     assert error.message.startswith("stack.yaml:17: service worker, API: dsofile://app/api#token")
+
+
+def test_the_exec_health_label_becomes_the_healthcheck_and_services_without_one_are_named(
+    tmp_path: Path,
+) -> None:
+    text = STACK.replace(
+        "    labels:\n      dso.secrets.path: /run/app\n",
+        "    labels:\n      dso.secrets.path: /run/app\n"
+        '      dso.health.exec: \'["test", "-s", "/run/app/API"]\'\n',
+    )
+    found = read_stack(_write(tmp_path, text), "shop", shown="stack.yaml")
+    (warning,) = found.warnings
+    assert warning.startswith("service web has no healthcheck in stack.yaml")
+    doc = rewrite(found, dict.fromkeys(found.references(), "n"))
+    assert doc["services"]["worker"]["healthcheck"] == {
+        "test": ["CMD", "test", "-s", "/run/app/API"],
+        "interval": "2s",
+        "timeout": "5s",
+        "retries": 3,
+    }
+    assert "healthcheck" not in doc["services"]["web"]
+    shell = text.replace('\'["test", "-s", "/run/app/API"]\'', "test -s /run/app/API")
+    shell = shell.replace("    user:", '    healthcheck:\n      test: ["CMD", "true"]\n    user:')
+    found = read_stack(_write(tmp_path, shell), "shop")
+    assert found.warnings == []
+    doc = rewrite(found, dict.fromkeys(found.references(), "n"))
+    assert doc["services"]["worker"]["healthcheck"]["test"] == ["CMD-SHELL", "test -s /run/app/API"]
+    assert doc["services"]["web"]["healthcheck"] == {"test": ["CMD", "true"]}
