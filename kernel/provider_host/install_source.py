@@ -68,6 +68,10 @@ def _extract(source: Path, staging: Path) -> Staged:
     try:
         with tarfile.open(source, "r:*") as archive:
             archive.extractall(root, filter="data")
+    except tarfile.FilterError as exc:
+        raise ProviderInstallError(
+            f"{source}: refused, the archive is unsafe to extract: {exc}; nothing was installed"
+        ) from None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ProviderInstallError(f"{source}: not a readable tar archive ({exc})") from None
     # The manifest and the program are at the archive's top, or in its one top directory.

@@ -210,6 +210,13 @@ def test_a_tarball_with_its_manifest(tmp_path: Path) -> None:
     assert (plugins / "dso-provider-mine" / "dso-provider-mine").read_bytes() == exe
 
 
+def test_a_file_that_is_no_archive_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.tar.gz"
+    bogus.write_bytes(b"not gzip")
+    with pytest.raises(ProviderInstallError, match="not a readable tar archive"):
+        install(bogus, tmp_path / "plugins", describe=describer())
+
+
 def test_a_tarball_without_a_manifest_is_refused(tmp_path: Path) -> None:
     archive = tarball(tmp_path / "m.tar.gz", {"dso-provider-mine": b"#!/bin/sh\n"}, "x")
     with pytest.raises(ProviderInstallError, match="no SHA256SUMS beside dso-provider-mine"):
@@ -219,7 +226,7 @@ def test_a_tarball_without_a_manifest_is_refused(tmp_path: Path) -> None:
 def test_a_tarball_escaping_its_directory_is_refused(tmp_path: Path) -> None:
     archive = tarball(tmp_path / "evil.tar.gz", {"../../escaped": b"x"}, "x")
     plugins = tmp_path / "plugins"
-    with pytest.raises(ProviderInstallError, match="not a readable tar archive"):
+    with pytest.raises(ProviderInstallError, match=r"the archive is unsafe to extract: .*outside"):
         install(archive, plugins, describe=describer())
     assert not (tmp_path / "escaped").exists()
     assert leftovers(plugins) == []
