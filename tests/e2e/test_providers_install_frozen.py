@@ -11,6 +11,7 @@ the real ``dso`` executable of the venv:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -25,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DSO = BIN / "dso"
 PLUGINS = REPO / "dist" / "plugins"
+#: build/build_providers.py's lock (LOCK there): one PyInstaller build at a time.
+BUILD_LOCK = REPO / ".build" / "build.lock"
 
 
 def environment(home: Path) -> dict[str, str]:
@@ -86,15 +89,19 @@ def test_a_scaffolded_provider_builds_installs_and_conforms_frozen(tmp_path: Pat
     assert dso(home, "providers", "new", "filestore", "--dir", str(project)).returncode == 0
     make = ["make", f"PYTHON={sys.executable}", f"DSO={DSO}"]
     env = environment(home)
-    built = subprocess.run(
-        [*make, "dist"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    # Under build/build_providers.py's lock: PyInstaller's cache is shared with dso's builds.
+    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with BUILD_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = subprocess.run(
+            [*make, "dist"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
     assert built.returncode == 0, built.stdout + built.stderr
     bundle = project / "dist" / "dso-provider-filestore"
     assert (bundle / "dso-provider-filestore").is_file()
