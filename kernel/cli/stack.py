@@ -162,7 +162,8 @@ def deploy(
     doc["dry_run"] = dry_run
     doc["warnings"] = found.warnings
     if client is None:
-        progress.line("dry run: nothing created, nothing deployed")
+        doc["node"], where = _node_role()
+        progress.line(f"dry run: nothing created, nothing deployed ({where})")
         if as_json:
             app.out_json(doc)
         return 0
@@ -284,3 +285,21 @@ def _secret_doc(secret: SwarmSecret, uses: list[SecretUse]) -> dict[str, Any]:
         "created": secret.created,
         "used_by": [{"service": s, "via": v} for s, v in seen],
     }
+
+
+def _node_role() -> tuple[dict[str, Any] | None, str]:
+    """This daemon's swarm role for a dry run, which needs no daemon: (JSON, a phrase)."""
+    from kernel.containers.swarm import swarm_node
+    from kernel.errors import DSOError
+
+    try:
+        node = swarm_node(connect())
+    except DSOError:
+        return None, "Docker is not reachable: could not check for a swarm manager"
+    role = "manager" if node.active and node.manager else "worker" if node.active else "none"
+    phrase = {
+        "manager": "this daemon is a swarm manager: a deploy can run here",
+        "worker": "this daemon is a swarm worker: deploy on a manager",
+        "none": "this daemon is not part of a swarm: deploy on a swarm manager",
+    }[role]
+    return {"state": node.state, "role": role}, phrase

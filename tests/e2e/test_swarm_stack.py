@@ -136,6 +136,7 @@ def test_stack_deploy_rotate_by_redeploy_refuse_env_and_remove(host: TestHost) -
     outputs += [dry.stdout, dry.stderr]
     assert "external: true" in dry.stdout and "/run/app/SITE_FILE" in dry.stdout
     assert "warning:" not in dry.stderr, "both services have a healthcheck"
+    assert "this daemon is a swarm manager" in dry.stderr
     assert host.sh("docker secret ls -q").stdout.strip() == "", "a dry run creates nothing"
     began = time.monotonic()
     first = _deploy(host)
