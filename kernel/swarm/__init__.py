@@ -2,7 +2,11 @@
 
 - :mod:`kernel.swarm.secret_versions`: names, labels, creating dso's secrets, and which versions
   services and tasks still use (not ``secrets.py``: no module is named after the stdlib);
-- :mod:`kernel.swarm.stack`: rewriting a stack file for ``docker stack deploy``.
+- :mod:`kernel.swarm.stack`: rewriting a stack file for ``docker stack deploy``;
+- :mod:`kernel.swarm.deploy`: the steps of ``docker dso stack deploy`` and ``stack rm``;
+- :mod:`kernel.swarm.rotation` and :mod:`kernel.swarm.recovery`: rotating Swarm services
+  through service updates (strategy ``swarm``), and converging a rotation a crash interrupted.
 
-The Docker calls themselves are in :mod:`kernel.containers.swarm`. Docs: ``docs/swarm.md``.
+The Docker calls themselves are in :mod:`kernel.containers.swarm` (and ``swarm_update``).
+Docs: ``docs/swarm.md``.
 """
