@@ -158,7 +158,7 @@ def render_config(
 #: "Performance Tuning"), so an operator finds and changes them in place (docs/operations.md).
 AGENT_TUNABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cache", ("ttl", "max_size")),
-    ("rotation", ("strategy", "timeout", "rollback_on_failure", "parallel")),
+    ("rotation", ("strategy", "timeout", "rollback_on_failure", "parallel", "drain_timeout")),
     ("watch", ("polling_interval", "debounce_window")),
 )
 

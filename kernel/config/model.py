@@ -102,6 +102,7 @@ class RotationConfig:
     timeout: float = default("agent.rotation.timeout")
     rollback_on_failure: bool = default("agent.rotation.rollback_on_failure")
     parallel: int = default("agent.rotation.parallel")
+    drain_timeout: float = default("agent.rotation.drain_timeout")
 
 
 @dataclass(frozen=True, slots=True)

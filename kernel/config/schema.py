@@ -342,6 +342,17 @@ _AGENT = Field(
                     minimum=1,
                     maximum=32,
                 ),
+                Field(
+                    "drain_timeout",
+                    FieldType.DURATION,
+                    "`rolling`: before the old container leaves its networks, new connections "
+                    "to it go to the new container and the established ones get this long to "
+                    "finish (needs root and iptables on the Docker host; "
+                    "[rotation.md](rotation.md#in-flight-requests)). `0s` leaves at once, "
+                    "cutting a request in flight.",
+                    default="10s",
+                    minimum=0,
+                ),
             ),
         ),
         Field(

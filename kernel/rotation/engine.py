@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kernel.config.model import RotationConfig
+from kernel.containers.drain import drainer_for
 from kernel.containers.health import probe_for
 from kernel.containers.swap import Swap, find, volume_labels
 from kernel.containers.view import TEMP_NAME, ContainerView
@@ -101,6 +102,7 @@ class RotationEngine:
             rollback_on_failure=self.config.rollback_on_failure,
             health_interval=health_interval,
             health_retries=health_retries,
+            drainer=drainer_for(self.config.drain_timeout),
         )
         self.clock = clock
 

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kernel.containers.drain import sweep as sweep_drain_rules
 from kernel.containers.listing import list_containers
 from kernel.containers.swap import Swap, ensure_running, find, find_exact, rename
 from kernel.containers.view import TEMP_NAME, ContainerView
@@ -101,7 +102,8 @@ def recover(
     lock_key: Callable[[str], str],
     clock: Callable[[], float] = time.time,
 ) -> list[Recovered]:
-    """Converge every unfinished entry whose lock is free, then clean up orphans.
+    """Converge every unfinished entry whose lock is free, then clean up orphans and the
+    connection-forwarding rules of interrupted drains (:mod:`kernel.containers.drain`).
 
     ``lock_key`` names the lock of an entry that did not journal its own (older entries).
     """
@@ -118,6 +120,9 @@ def recover(
             live.add(entry.target)
             results.append(Recovered(entry.target, entry.id, "skipped", entry.status, exc.message))
     results += _orphans(client, journal, locks, lock_key, live)
+    swept = sweep_drain_rules(client)
+    if swept:
+        log.info("recovery: removed %d connection-forwarding rule(s) of interrupted drains", swept)
     return results
 
 

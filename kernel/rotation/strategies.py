@@ -30,16 +30,18 @@ health gate or a veto.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernel import telemetry
 from kernel.containers.clone import clone_spec, resolve_image
+from kernel.containers.drain import Drainer
 from kernel.containers.health import HealthReport, Probe
 from kernel.containers.swap import Swap, find
 from kernel.errors import DockerError, DSOError, RotationError
@@ -98,6 +100,8 @@ class Settings:
     rollback_on_failure: bool
     health_interval: float = 0.1
     health_retries: int | None = None
+    #: ``rolling``: drains the old container before it leaves its networks (None: leaves at once).
+    drainer: Drainer | None = None
 
 
 class RotationRun:
@@ -165,15 +169,33 @@ class RotationRun:
             self.swap.restore_restart_policy(self.entry.restart_policy or {})
             if strategy is Strategy.ROLLING:
                 self._step(Step.DISCONNECT_OLD)
-                self.swap.disconnect_old()
-                self._step(Step.STOP_OLD)
-                self.swap.stop_old()
+                with self._drained():
+                    self.swap.disconnect_old()
+                    self._step(Step.STOP_OLD)
+                    self.swap.stop_old()
             self._step(Step.REMOVE_OLD)
             self.swap.remove_old()
         except DSOError as exc:
             return self._cleanup_failed(exc)
         self.files.retire_old(self.swap.client)
         return self._complete()
+
+    @contextlib.contextmanager
+    def _drained(self) -> Iterator[None]:
+        """New connections to the old container go to the new one and established ones finish
+        before the body disconnects it (:mod:`kernel.containers.drain`)."""
+        drainer = self.settings.drainer
+        old = find(self.swap.client, self.swap.old.id) if drainer else None
+        new = find(self.swap.client, self.swap.target) if drainer else None
+        if drainer is None or old is None or new is None:
+            yield
+            return
+        with drainer.draining(old, new, self.stop) as drained:
+            if drained.forwarded:
+                self.log.info(
+                    "%s: %s", self.swap.backup_name, drained.describe(), extra=self._ctx()
+                )
+            yield
 
     # -- forward paths (up to and including the swap) ---------------------------------------
 

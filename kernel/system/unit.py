@@ -82,6 +82,8 @@ StateDirectory=dso
 StateDirectoryMode=0750
 LogsDirectory=dso
 LogsDirectoryMode=0750
+# iptables (legacy) takes Docker's xtables lock to add the drain rules of a swap.
+ReadWritePaths=-/run/xtables.lock
 
 # Hardening (docs/operations.md: what each key allows and why the others are absent).
 NoNewPrivileges=yes
@@ -104,6 +106,9 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
 CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_KILL
+# The host iptables rules that drain an old container before it leaves its networks
+# (kernel/containers/drain.py); a second line adds to the set.
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW
 AmbientCapabilities=
 KeyringMode=private
 RemoveIPC=yes
