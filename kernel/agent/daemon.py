@@ -108,6 +108,8 @@ class Agent:
         )
         self._client: docker.DockerClient | None = None
         self._managed: list[Managed] = []
+        #: dso's Swarm services on this manager, as of the last check (kernel.agent.swarm_services).
+        self._swarm: list[Managed] = []
         self._managed_lock = threading.Lock()
         self._wake = threading.Event()
         self._reload_requested = threading.Event()
@@ -368,7 +370,7 @@ class Agent:
                     self._set_managed(scan_managed(client, self.runtime.journal.owner))
                     # A container that died because its files vanished (tmpfs cleaned): back.
                     redeliver(self.runtime, client, self.managed)
-                    self._watches.update(self.runtime, self.managed)
+                    self._watches.update(self.runtime, [*self.managed, *self._swarm])
                 events = self._events
                 if self._recheck_when_connected and events is not None and events.connected:
                     self._recheck_when_connected = False
@@ -393,8 +395,9 @@ class Agent:
     def _check(
         self, source: str, *, only: Mapping[str, Collection[str]] | None = None
     ) -> CheckResult:
-        swarm = scan_swarm(self._ensure_client())  # a manager's Swarm services (or none)
-        result = self.checker.check([*self.managed, *swarm], only=only)
+        self._swarm = scan_swarm(self._ensure_client())  # a manager's Swarm services (or none)
+        self._watches.update(self.runtime, [*self.managed, *self._swarm])
+        result = self.checker.check([*self.managed, *self._swarm], only=only)
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")
         self.bus.publish("check", source=source, secrets=result.secrets, moved=len(result.lagging))
         if result.lagging and self._events is not None and not self._events.connected:

@@ -8,7 +8,8 @@ no process holds, :func:`converge_entry` looks at the service now:
 - its spec mounts the **new** versions (the update was submitted): wait for the engine's update
   to end, then as after a normal rotation: ``completed`` → the old versions are removed (action
   ``forward``); ``rollback_completed`` → the new versions are removed (``rolled_back``, cause
-  ``health_gate``: not rotated again); ``paused`` or still running past the time → left
+  ``health_gate``: not rotated again; ``docker`` when the failed task never got to its
+  healthcheck: rotated again); ``paused`` or still running past the time → left
   ``failed`` for an operator (action ``kept``; the next ``recover`` looks again);
 - its spec still mounts the **old** versions (killed between "secret created" and "service
   updated", or the update was refused): the new versions nothing uses are removed (action
@@ -17,7 +18,7 @@ no process holds, :func:`converge_entry` looks at the service now:
 - the service is **gone**: both versions are removed once unused.
 
 A secret is only removed when no service spec, no update that may roll back and no live task
-references it (:func:`kernel.swarm.secret_versions.remove_unused`), and the engine itself refuses
+references it (:func:`kernel.swarm.rotation.remove_when_unused`), and the engine itself refuses
 to remove a secret a service references: a service never points at a removed secret.
 """
 
@@ -33,8 +34,14 @@ from kernel.log import get_logger
 from kernel.rotation.recovery import Recovered
 from kernel.rotation.states import RotationStatus, Strategy
 from kernel.rotation.targets import Target
-from kernel.swarm.rotation import DONE_STATES, service_of_swarm_lock, wait_converged
-from kernel.swarm.secret_versions import remove_unused
+from kernel.swarm.rotation import (
+    DONE_STATES,
+    last_task_error,
+    remove_when_unused,
+    rollback_cause,
+    service_of_swarm_lock,
+    wait_converged,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -117,7 +124,7 @@ def _converge(
     service_id = str(swarm.get("service_id") or entry.old_id or entry.target)
     doc = inspect_service(client, service_id)
     if doc is None:
-        removed = remove_unused(client, [*old, *new])
+        removed = remove_when_unused(client, [*old, *new])
         return "removed", RotationStatus.RECOVERED, _said("the service is gone", removed)
     spec = doc.get("Spec") or {}
     container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
@@ -125,7 +132,7 @@ def _converge(
     updated = bool(new) and set(new) <= mounted
     forced = not pairs and entry.step not in ("plan", "create_secret", "update_service")
     if not (updated or forced):
-        removed = remove_unused(client, new)
+        removed = remove_when_unused(client, new)
         if entry.cause is None:
             entry.cause = "crash"
         return (
@@ -149,11 +156,11 @@ def _converge(
     entry.swarm = swarm
     entry.health = {"engine": state, "message": message}
     if state == "completed":
-        removed = remove_unused(client, old)
+        removed = remove_when_unused(client, old)
         return "forward", RotationStatus.RECOVERED, _said("the engine's update completed", removed)
     if state == "rollback_completed":
-        entry.cause = "health_gate"
-        removed = remove_unused(client, new)
+        entry.cause = rollback_cause(last_task_error(client, service_id))
+        removed = remove_when_unused(client, new)
         return (
             "rolled_back",
             RotationStatus.RECOVERED,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 import socket
 import threading
@@ -63,6 +64,7 @@ from kernel.swarm.secret_versions import (
     remove_unused,
     secret_labels,
     secret_name,
+    secret_uses,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +84,9 @@ STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
 DONE_STATES = frozenset({"completed", "rollback_completed", "paused", "rollback_paused"})
 #: Seconds between two looks at a service's ``UpdateStatus``.
 POLL = 0.2
+#: Seconds to wait for the old tasks of a finished update to shut down before removing the
+#: secret versions only they still use (the engine's 2 s gossip delay plus a stop grace period).
+TASK_DRAIN = 30.0
 #: Seconds an update may take per replica, on top of the configured rotation timeout.
 PER_TASK = 30.0
 LOCK_PREFIX = "swarm-"
@@ -700,7 +705,7 @@ class _Run:
         self.entry.health = {"engine": done.state, "message": done.message}
         if done.state == "completed":
             self._step(Step.REMOVE_SECRETS)
-            removed = remove_unused(self.r.client, [s.old.name for s in self.swaps])
+            removed = remove_when_unused(self.r.client, [s.old.name for s in self.swaps])
             self.entry.swarm = {**swarm, "removed": removed}
             self.entry.finish(RotationStatus.COMPLETED, self.r.clock())
             self.r.journal.save(self.entry)
@@ -718,7 +723,7 @@ class _Run:
             self.entry.health = {**self.entry.health, "last_output": why}
         if done.state == "rollback_completed":
             message = f"the engine rolled the update back: {why or done.message or 'a task failed'}"
-            return self._undo("health_gate", message, engine=True)
+            return self._undo(rollback_cause(why), message, engine=True)
         if done.state is None:
             return self._fail("timeout", f"the update did not finish within {done.seconds:.0f} s")
         return self._fail(
@@ -735,7 +740,7 @@ class _Run:
         if Step(self.entry.step) is not Step.ROLLBACK:
             self._step(Step.ROLLBACK)
         try:
-            remove_unused(self.r.client, [s.new_name for s in self.swaps])
+            remove_when_unused(self.r.client, [s.new_name for s in self.swaps])
         except DSOError as exc:
             log.warning(
                 "could not remove unused secret versions: %s", exc.message, extra=self.extra
@@ -807,6 +812,48 @@ def wait_converged(
         if time.monotonic() - began > timeout:
             return Converged(None, status.get("Message"), time.monotonic() - began)
         time.sleep(poll)
+
+
+def remove_when_unused(
+    client: docker.DockerClient,
+    names: Iterable[str],
+    *,
+    wait: float = TASK_DRAIN,
+    poll: float = POLL,
+) -> list[str]:
+    """Remove those of ``names`` nothing uses; the names removed.
+
+    A version still used only by tasks (the old tasks of a completed update are shut down
+    after it completes: the engine takes them out of DNS, waits for its gossip, then stops
+    them) is waited for up to ``wait`` seconds. One a service's spec or an update that may
+    roll back still uses (another service sharing the secret, not rotated yet) is left to the
+    rotation that moves that service.
+    """
+    pending = set(names)
+    removed: list[str] = []
+    deadline = time.monotonic() + wait
+    while pending:
+        uses = [u for u in secret_uses(client) if u.secret in pending]
+        held = {u.secret for u in uses if u.via != "task"}
+        draining = {u.secret for u in uses if u.via == "task"} - held
+        free = pending - held - draining
+        if free:
+            removed += remove_unused(client, sorted(free))
+        pending = draining
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(poll)
+    return removed
+
+
+def rollback_cause(task_error: str | None) -> str:
+    """Why the engine rolled back, as a journal cause: ``health_gate`` when a new task failed
+    its healthcheck or exited (the new value is refused: not retried), ``docker`` when it could
+    not start for the engine's own reasons (``network sandbox does not exist``, no suitable
+    node: the change is rotated again, like after a lost daemon)."""
+    if task_error is None or re.search(r"unhealthy|non-zero exit", task_error):
+        return "health_gate"
+    return "docker"
 
 
 def last_task_error(client: docker.DockerClient, service_id: str) -> str | None:

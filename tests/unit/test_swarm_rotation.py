@@ -18,6 +18,7 @@ from kernel.swarm.recovery import resume_swarm_targets
 from kernel.swarm.rotation import (
     SwarmService,
     plan_swaps,
+    rollback_cause,
     service_of_swarm_lock,
     swapped_template,
     swarm_lock_key,
@@ -183,3 +184,19 @@ def test_a_swarm_entry_round_trips_through_the_journal_document() -> None:
         swarm={"secrets": {"/run/secrets/site": {"from": "a", "to": "b"}}},
     )  # fmt: skip
     assert RotationEntry.from_dict(entry.to_dict()).swarm == entry.swarm
+
+
+@pytest.mark.parametrize(
+    ("task_error", "cause"),
+    [
+        ("task: non-zero exit (143): dockerexec: unhealthy container", "health_gate"),
+        ("task: non-zero exit (1)", "health_gate"),
+        (None, "health_gate"),
+        ("network sandbox does not exist for container shop_api.1.q53h4l8m", "docker"),
+        ("no suitable node (scheduling constraints not satisfied on 1 node)", "docker"),
+    ],
+)
+def test_an_engine_rollback_is_final_only_when_a_task_failed_its_health(
+    task_error: str | None, cause: str
+) -> None:
+    assert rollback_cause(task_error) == cause
