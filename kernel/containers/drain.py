@@ -12,8 +12,9 @@ leaving the network cuts every connection in flight to it. So before leaving, ds
    connection's first packet only, so connections already established keep going to the old
    container;
 2. watches the old container's TCP table (``/proc/<pid>/net/tcp`` and ``tcp6``, its network
-   namespace's) until no connection is established on a port it listens on, or the drain
-   timeout expires (a keep-alive connection the app never closes);
+   namespace's) until no connection to a port it listens on may still carry data (established,
+   or closed by the app with the answer's tail not yet acknowledged), or the drain timeout
+   expires (a keep-alive connection the app never closes);
 3. leaves the networks (the caller's step), so DNS stops answering with the old address;
 4. keeps the rules :data:`LINGER` seconds longer, then deletes them: a client that resolved the
    old address just before, or whose SYN was lost at the disconnect and is sent again a second
@@ -63,8 +64,11 @@ TAG = "dso-drain:"
 #: Seconds an ``iptables`` call may take (``-w`` waits for Docker's own xtables lock).
 _IPTABLES_TIMEOUT = 30
 _BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
-_ESTABLISHED = "01"
 _LISTEN = "0A"
+#: States of a connection that may still carry data to or from the app: ESTABLISHED, SYN_RECV,
+#: FIN_WAIT1 (the app closed; the answer's tail may be unacknowledged), CLOSE_WAIT, LAST_ACK,
+#: CLOSING. Done: FIN_WAIT2 (all of ours acknowledged), TIME_WAIT, CLOSE.
+_OPEN = frozenset({"01", "03", "04", "08", "09", "0B"})
 
 #: Under the ``dso`` tree like kernel.log.get_logger's (this layer does not import kernel.log).
 log = logging.getLogger("dso.containers.drain")
@@ -226,9 +230,9 @@ def forwards(old: ContainerView, new: ContainerView) -> list[Forward]:
 
 
 def inbound_established(net: Path) -> int:
-    """Connections established to a port the namespace listens on, from another host (a
-    loopback peer is the container talking to itself), in ``net``'s ``tcp`` and ``tcp6``;
-    0 when the tables cannot be read (the container has exited)."""
+    """Connections to a port the namespace listens on, from another host (a loopback peer is
+    the container talking to itself), that may still carry data (:data:`_OPEN`), in ``net``'s
+    ``tcp`` and ``tcp6``; 0 when the tables cannot be read (the container has exited)."""
     rows: list[tuple[str, str, str]] = []
     for table in ("tcp", "tcp6"):
         try:
@@ -243,7 +247,7 @@ def inbound_established(net: Path) -> int:
     return sum(
         1
         for local, remote, state in rows
-        if state == _ESTABLISHED and _port(local) in listening and not _loopback(remote)
+        if state in _OPEN and _port(local) in listening and not _loopback(remote)
     )
 
 

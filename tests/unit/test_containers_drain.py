@@ -39,6 +39,9 @@ def test_only_established_connections_from_outside_to_a_listening_port_count(
 ) -> None:
     assert inbound_established(tables(tmp_path)) == 1
     assert inbound_established(tables(tmp_path, tcp6=HEADER)) == 0
+    # The app closed, the answer's tail not yet acknowledged (FIN_WAIT1): still open.
+    closing = TCP6.replace("D433 06", "D433 04")
+    assert inbound_established(tables(tmp_path, tcp6=closing)) == 2
 
 
 def test_unreadable_tables_count_as_drained(tmp_path: Path) -> None:
