@@ -20,8 +20,8 @@ A Swarm secret is immutable, so a new value is a new secret (``<stack>_<name>_<f
    ``rollback_completed`` (the engine rolled the update back: a task failed its healthcheck) or
    ``paused`` (``failure_action: pause``; an operator decides);
 5. **remove_secrets**: the versions nothing uses any more (no service spec, no update that may
-   roll back, no live task) are removed: the old ones after ``completed``, the new ones after a
-   rollback.
+   roll back, no task meant to run: :func:`remove_when_unused`) are removed: the old ones after
+   ``completed``, the new ones after a rollback.
 
 Each step is journaled before it is taken (strategy ``swarm``, :class:`RotationEntry.swarm` names
 the service and the secret names, never a value), so :mod:`kernel.swarm.recovery` converges a
@@ -43,9 +43,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel.containers.swarm import inspect_service, list_services, swarm_node
+from kernel.containers.swarm import (
+    inspect_service,
+    list_services,
+    list_tasks,
+    remove_secret,
+    swarm_node,
+)
 from kernel.containers.swarm_update import update_task_template
-from kernel.errors import DockerNotFoundError, DSOError, RotationError, UsageError
+from kernel.errors import (
+    DockerError,
+    DockerNotFoundError,
+    DockerUnavailableError,
+    DSOError,
+    RotationError,
+    UsageError,
+)
 from kernel.extensions.events import RotationEvent, new_trace_id
 from kernel.injection.resolver import Resolved
 from kernel.log import get_logger
@@ -61,7 +74,6 @@ from kernel.swarm.secret_versions import (
     create_secret,
     dso_secrets,
     fingerprint,
-    remove_unused,
     secret_labels,
     secret_name,
     secret_uses,
@@ -84,8 +96,8 @@ STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
 DONE_STATES = frozenset({"completed", "rollback_completed", "paused", "rollback_paused"})
 #: Seconds between two looks at a service's ``UpdateStatus``.
 POLL = 0.2
-#: Seconds to wait for the old tasks of a finished update to shut down before removing the
-#: secret versions only they still use (the engine's 2 s gossip delay plus a stop grace period).
+#: Seconds to wait for tasks meant to run that still mount an old version (an update still
+#: rolling) before leaving its removal to the next clean-up.
 TASK_DRAIN = 30.0
 #: Seconds an update may take per replica, on top of the configured rotation timeout.
 PER_TASK = 30.0
@@ -821,29 +833,55 @@ def remove_when_unused(
     wait: float = TASK_DRAIN,
     poll: float = POLL,
 ) -> list[str]:
-    """Remove those of ``names`` nothing uses; the names removed.
+    """Remove those of ``names`` no service and no task meant to run uses; the names removed.
 
-    A version still used only by tasks (the old tasks of a completed update are shut down
-    after it completes: the engine takes them out of DNS, waits for its gossip, then stops
-    them) is waited for up to ``wait`` seconds. One a service's spec or an update that may
-    roll back still uses (another service sharing the secret, not rotated yet) is left to the
-    rotation that moves that service.
+    A service's spec, or an update that may still roll back to its previous spec, holds a
+    version: it is left to the rotation that moves that service (another service sharing the
+    secret). A task the engine is shutting down (desired state ``shutdown``: the old tasks of a
+    completed update, taken out of DNS, then stopped within their grace period) does not: it
+    never starts again, and its file stays on its own tmpfs until it stops (measured: removing
+    the secret leaves a stopping task's file readable). A task meant to run (an old task of an
+    update still rolling) is waited for, up to ``wait`` seconds.
     """
     pending = set(names)
     removed: list[str] = []
     deadline = time.monotonic() + wait
     while pending:
-        uses = [u for u in secret_uses(client) if u.secret in pending]
-        held = {u.secret for u in uses if u.via != "task"}
-        draining = {u.secret for u in uses if u.via == "task"} - held
-        free = pending - held - draining
-        if free:
-            removed += remove_unused(client, sorted(free))
-        pending = draining
+        held = {u.secret for u in secret_uses(client) if u.via != "task" and u.secret in pending}
+        running = _running_task_secrets(client) & pending
+        for name in sorted(pending - held - running):
+            try:
+                remove_secret(client, name)
+            except DockerUnavailableError:
+                raise
+            except DockerError as exc:  # a task started in between: the next clean-up
+                log.debug("secret %s kept: %s", name, exc.message)
+                continue
+            removed.append(name)
+        pending = running - held
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(poll)
     return removed
+
+
+def _running_task_secrets(client: docker.DockerClient) -> set[str]:
+    """Secrets mounted by tasks the engine means to keep running (not shutting down)."""
+    names: set[str] = set()
+    for task in list_tasks(client):
+        if task.get("DesiredState") not in ("running", "ready", "accepted", "new", "pending"):
+            continue
+        if (task.get("Status") or {}).get("State") in _TERMINAL_TASK_STATES:
+            continue
+        container = (task.get("Spec") or {}).get("ContainerSpec") or {}
+        names |= {str(x.get("SecretName")) for x in container.get("Secrets") or ()}
+    return names
+
+
+#: Task states after which a task holds nothing any more.
+_TERMINAL_TASK_STATES = frozenset(
+    {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+)
 
 
 def rollback_cause(task_error: str | None) -> str:
@@ -859,8 +897,6 @@ def rollback_cause(task_error: str | None) -> str:
 def last_task_error(client: docker.DockerClient, service_id: str) -> str | None:
     """The error of the service's most recent failed or rejected task (why the engine rolled
     back or paused: ``task: non-zero exit (1)``, ``unhealthy container``)."""
-    from kernel.containers.swarm import list_tasks
-
     failed = [
         t
         for t in list_tasks(client, {"service": service_id})

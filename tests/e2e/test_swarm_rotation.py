@@ -129,12 +129,21 @@ class Swarm:
         return [line for line in done.stdout.splitlines() if line.strip()]
 
     def serving(self) -> set[str]:
-        """What every running task of web and api serves (asked inside each task)."""
+        """What every task of web and api meant to run serves (asked inside each task; the old
+        tasks of a finished update, still stopping, are not asked)."""
         answers = set()
         for service in SERVICES:
-            ids = self.host.sh(
-                f"docker ps -q --filter label=com.docker.swarm.service.name={STACK}_{service}"
-            ).stdout.split()
+            wanted = set(
+                self.host.sh(
+                    f"docker service ps -q --no-trunc --filter desired-state=running "
+                    f"{STACK}_{service}"
+                ).stdout.split()
+            )
+            listed = self.host.sh(
+                f"docker ps --filter label=com.docker.swarm.service.name={STACK}_{service} "
+                "--format '{{.ID}} {{.Label \"com.docker.swarm.task.id\"}}'"
+            ).stdout.splitlines()
+            ids = [line.split()[0] for line in listed if line.split()[-1] in wanted]
             for cid in ids:
                 got = self.host.exec(
                     "docker", "exec", cid, "wget", "-q", "-O-", "http://127.0.0.1/SITE_FILE",
