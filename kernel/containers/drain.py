@@ -17,9 +17,10 @@ leaving the network cuts every connection in flight to it. So before leaving, ds
    expires (a keep-alive connection the app never closes);
 3. leaves the networks (the caller's step), so DNS stops answering with the old address;
 4. keeps the rules :data:`LINGER` seconds longer, then deletes them: a client that resolved the
-   old address just before, or whose SYN was lost at the disconnect and is sent again a second
-   later, reaches the copy. A connection sent through a rule lives in the host's connection
-   tracking, not in the old container, so it survives the disconnect and the rule's removal.
+   old address just before the disconnect and connects just after still reaches the copy (the
+   rule rewrites its SYN on the bridge, whether the old container is there or not). A connection
+   sent through a rule lives in the host's connection tracking, not in the old container, so it
+   survives the disconnect and the rule's removal.
 
 No proxy sits in the data path, and nothing changes inside any container. It needs what only
 the Docker host's root has: dso running as root beside the daemon, ``iptables`` (the same
@@ -55,8 +56,9 @@ if TYPE_CHECKING:
 
     from kernel.containers.view import ContainerView
 
-#: Seconds the forwarding rules outlive the disconnect (TCP's first SYN retransmission is 1 s).
-LINGER = 1.5
+#: Seconds the forwarding rules outlive the disconnect: a client resolves and connects within
+#: milliseconds; short, because Docker may give the freed address to a new container.
+LINGER = 0.5
 #: Seconds between two reads of the old container's TCP table.
 POLL = 0.05
 #: The comment every rule carries, followed by the old container's short id.
