@@ -25,7 +25,10 @@ another source tree as well (``git archive REV kernel providers | tar -x -C DIR`
 Needs Docker, Compose v2, the dso-test/busybox:1 image and ``dso install`` (scripts/demo).
 
     .venv/bin/python bench/cli_profile.py [-n 7] [--frozen dist/dso-0.1.0/dso] [--baseline DIR]
-        [--no-profile | --no-table]
+        [--no-profile | --no-table] [--json]
+
+``--json``: the same output on stderr, and the issue's rows as one JSON document on stdout
+(bench/issue13.py reads it).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchjson import json_stdout
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -165,7 +170,8 @@ class Variant:
     env: dict[str, str]
 
 
-def measure(runs: int, made: Setup, variants: list[Variant]) -> None:
+def measure(runs: int, made: Setup, variants: list[Variant]) -> list[dict[str, object]]:
+    """Prints the figures and the issue's rows; returns the rows."""
     reference_cases: dict[str, Callable[[], float]] = {
         "docker version": lambda: wall_ms(["docker", "version"], made.env),
         "docker compose up -d (no-op)": lambda: wall_ms(
@@ -219,6 +225,7 @@ def measure(runs: int, made: Setup, variants: list[Variant]) -> None:
         "ratio of the medians"
     )
     print(f"{'row':36} {'variant':8} {'figure':>15}  {'reference':>21} {'ratio':>6}  goal")
+    found: list[dict[str, object]] = []
     for variant in variants:
         label = variant.label
         for row, of, ref_name, ref_value, goal, added in _rows(label, med, low, rotate[label]):
@@ -227,11 +234,27 @@ def measure(runs: int, made: Setup, variants: list[Variant]) -> None:
             sign = "+" if added else ""
             ratio = (figure + (ref_med if added else 0)) / ref_med
             ok = "ok" if figure <= goal else "MISSED"
+            found.append(
+                {
+                    "row": row,
+                    "variant": label,
+                    "median_ms": figure,
+                    "min_ms": best,
+                    "added": added,
+                    "reference": ref_name,
+                    "reference_median_ms": ref_med,
+                    "reference_min_ms": ref_low,
+                    "ratio": ratio,
+                    "goal_ms": goal,
+                    "met": figure <= goal,
+                }
+            )
             print(
                 f"{row:36} {label:8} {sign}{figure:5.0f} ({sign}{best:4.0f}) ms  "
                 f"{ref_name:9} {ref_med:4.0f} ({ref_low:4.0f}) {ratio:5.2f}x  "
                 f"{'≤ ' + sign + str(goal) + ' ms':11} {ok}"
             )
+    return found
 
 
 Pair = tuple[float, float]
@@ -354,7 +377,14 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="only the table")
     parser.add_argument("--no-table", action="store_true", help="only the profiles")
     parser.add_argument("--top", type=int, default=15, help="rows of each profile")
+    parser.add_argument("--json", action="store_true", help="the rows as JSON on stdout")
     args = parser.parse_args()
+    with json_stdout(args.json) as document:
+        document["runs"] = args.n
+        _main(args, document)
+
+
+def _main(args: argparse.Namespace, document: dict[str, object]) -> None:
     subprocess.run([BIN / "dso", "install"], check=True, capture_output=True)
     with setup() as made:
         variants = [Variant("source", made.env)]
@@ -364,7 +394,7 @@ def main() -> None:
             config = frozen_docker_config(args.frozen, made.root)
             variants.append(Variant("frozen", {**made.env, "DOCKER_CONFIG": str(config)}))
         if not args.no_table:
-            measure(args.n, made, variants)
+            document["rows"] = measure(args.n, made, variants)
         if args.no_profile:
             return
         dso_dir = made.projects["dso"]

@@ -9,6 +9,12 @@ over ``-n`` runs, in milliseconds; "cold" is a new ``Journal`` object (a new CLI
 "warm" the same object again (an agent).
 
     .venv/bin/python bench/journal.py [-n 5] [--sizes 0,1000,3000,10000] [--before REV]
+        [--no-before] [--json]
+
+``--no-before`` measures the working tree's journal only (the old one takes seconds per save
+with 10,000 kept); its column shows ``-``. ``--json``: the same output on stderr, and on stdout
+one JSON document of the figures plus issue 13's reference, one ``atomic_write`` alone of an
+entry's document in the same directory (bench/issue13.py reads it).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from benchjson import json_stdout
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -124,28 +132,57 @@ def measure(module: ModuleType, state: Path, kept: int, runs: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def atomic_write_ms(directory: Path, runs: int) -> float:
+    """Median ms of one ``atomic_write`` of an entry's document (issue 13's reference)."""
+    from kernel.atomic_write import atomic_write
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"schema": 2, "rotation": entry_doc(0, finished=False)}).encode()
+    target = directory / "one.json"
+    atomic_write(target, data)
+    return statistics.median(timed(lambda: atomic_write(target, data)) for _ in range(runs * 6))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--sizes", default="0,1000,3000,10000", help="finished entries kept")
     parser.add_argument("--before", default=BEFORE, help="git revision of the old journal")
+    parser.add_argument("--no-before", action="store_true", help="the working tree's only")
+    parser.add_argument("--json", action="store_true", help="figures as JSON on stdout")
     args = parser.parse_args()
+    with json_stdout(args.json) as document:
+        run(args, document)
+
+
+def run(args: argparse.Namespace, document: dict[str, Any]) -> None:
     from kernel.rotation import journal as after
 
     with tempfile.TemporaryDirectory(prefix="dso-bench-journal-") as tmp:
         work = Path(tmp)
-        before = load_before(args.before, work)
+        before = None if args.no_before else load_before(args.before, work)
+        kept_figures: dict[str, dict[str, dict[str, float]]] = {}
+        document.update(runs=args.n, before=None if before is None else args.before)
+        document["kept"] = kept_figures
         print(f"{'kept':>6} {'operation':24} {'before ms':>10} {'after ms':>9} {'ratio':>7}")
         for kept in (int(s) for s in args.sizes.split(",")):
             figures = {}
             for label, module in (("before", before), ("after", after)):
+                if module is None:
+                    continue
                 state = work / f"{label}-{kept}"
                 seed(state, kept)
                 figures[label] = measure(module, state, kept, args.n)
-            for name, old in figures["before"].items():
-                new = figures["after"][name]
+            kept_figures[str(kept)] = figures
+            for name, new in figures["after"].items():
+                if "before" not in figures:
+                    print(f"{kept:6} {name:24} {'-':>10} {new:9.2f} {'-':>7}")
+                    continue
+                old = figures["before"][name]
                 ratio = old / new if new else float("inf")
                 print(f"{kept:6} {name:24} {old:10.2f} {new:9.2f} {ratio:6.1f}x")
+        if args.json:
+            document["atomic_write_ms"] = atomic_write_ms(work / "atomic", args.n)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ importing the Azure SDK and getting a token). Median and p90 over N runs; ratios
 below 1.0 meet it. Each provider's frozen and source runs alternate, and a last line gives
 frozen / source (issue 13's goal: frozen ≤ source, i.e. ≤ 1.00).
 
-    .venv/bin/python bench/provider_bundles.py [-n 15] [--build]
+    .venv/bin/python bench/provider_bundles.py [-n 15] [--build] [--json]
 
 ``--build`` runs ``make build``'s driver first (incremental); otherwise bundles missing from
-dist/plugins are reported as such.
+dist/plugins are reported as such. ``--json``: the same output on stderr, and the medians as one
+JSON document on stdout (bench/issue13.py reads it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+
+from benchjson import json_stdout
 
 from kernel.conformance.seed import seed_local_vault
 from kernel.protocol import FrameDecoder, MessageWriter, decode_message, provider_environment
@@ -121,7 +124,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=15, help="runs per case (default 15)")
     parser.add_argument("--build", action="store_true", help="bring dist/plugins up to date")
+    parser.add_argument("--json", action="store_true", help="medians as JSON on stdout")
     args = parser.parse_args()
+    with json_stdout(args.json) as document:
+        run(args, document)
+
+
+def run(args: argparse.Namespace, document: dict[str, Any]) -> None:
     if args.build:
         subprocess.run([sys.executable, str(REPO / "build" / "build_providers.py"), "build"],
                        check=True)  # fmt: skip
@@ -132,6 +141,7 @@ def main() -> None:
         f"{'provider':9} {'mode':7} {'size MB':>8} {'files':>6} {'handshake ms':>15}"
         f" {'target':>7} {'ratio':>6} {'configured ms':>15}"
     )
+    document.update(runs=args.n, plugins=str(PLUGINS), providers={})
     with ExitStack() as stack, back_ends(stack) as settings:
         for name in PROVIDERS:
             modes = {"frozen": [str(PLUGINS / f"dso-provider-{name}" / f"dso-provider-{name}")]}
@@ -161,6 +171,13 @@ def main() -> None:
                     statistics.median(handshakes),
                     statistics.median(ready) if ready else None,
                 )
+            document["providers"][name] = {
+                "built": bundle_size(name) is not None,
+                **{
+                    mode: {"handshake_ms": handshake, "configured_ms": ready}
+                    for mode, (handshake, ready) in medians.items()
+                },
+            }
             if len(medians) == 2:
                 (fh, fr), (sh, sr) = medians["frozen"], medians["source"]
                 configured = f", configured {fr / sr:.2f}x" if fr and sr else ""

@@ -12,10 +12,11 @@ first check starts every provider; the figures are taken ``--settle`` seconds la
 RSS double-counts the pages the processes share (the Python runtime); PSS divides them among
 the sharers and is the fair total. Goal: ≤ 100 MB in total at idle.
 
-    .venv/bin/python bench/provider_idle.py [--idle-timeout 3] [--settle 8] [--frozen]
+    .venv/bin/python bench/provider_idle.py [--idle-timeout 3] [--settle 8] [--frozen] [--json]
 
 ``--frozen`` installs dist/plugins (``make build``) into the bench home, so the agent runs the
-frozen providers instead of ``python -m providers.<name>``.
+frozen providers instead of ``python -m providers.<name>``. ``--json``: the same output on
+stderr, and both rows as one JSON document on stdout (bench/issue13.py reads it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from agent import Bench, children, rss_mb  # noqa: E402
+from benchjson import json_stdout  # noqa: E402
 
 GOAL_MB = 100.0
 COMPOSE = """\
@@ -145,7 +147,13 @@ def main() -> None:
     parser.add_argument("--idle-timeout", type=float, default=3.0, help="seconds (default 3)")
     parser.add_argument("--settle", type=float, default=8.0, help="seconds after the start")
     parser.add_argument("--frozen", action="store_true", help="run the dist/plugins bundles")
+    parser.add_argument("--json", action="store_true", help="both rows as JSON on stdout")
     args = parser.parse_args()
+    with json_stdout(args.json) as document:
+        run(args, document)
+
+
+def run(args: argparse.Namespace, document: dict[str, Any]) -> None:
     mode = "frozen" if args.frozen else "source"
     print(
         f"agent + providers at idle, all four configured and used ({mode} providers);"
@@ -155,6 +163,8 @@ def main() -> None:
         f"{'idle_timeout':14} {'agent RSS':>10} {'providers RSS':>14} {'procs':>6}"
         f" {'total RSS':>10} {'total PSS':>10} {'PSS/goal':>9}"
     )
+    rows: list[dict[str, Any]] = []
+    document.update(mode=mode, settle_s=args.settle, goal_mb=GOAL_MB, rows=rows)
     with (
         tempfile.TemporaryDirectory(prefix="dso-bench-idle-") as tmp,
         back_ends(Path(tmp)) as settings,
@@ -163,6 +173,9 @@ def main() -> None:
             row = measure(settings, label, args.settle, args.frozen)
             total_rss = row["agent_rss"] + row["providers_rss"]
             total_pss = row["agent_pss"] + row["providers_pss"]
+            rows.append(
+                {"idle_timeout": label, "total_rss": total_rss, "total_pss": total_pss, **row}
+            )
             print(
                 f"{label:14} {row['agent_rss']:8.1f}MB {row['providers_rss']:12.1f}MB"
                 f" {row['processes']:6d} {total_rss:8.1f}MB {total_pss:8.1f}MB"

@@ -23,7 +23,10 @@ Targets (DESIGN.md §9): p50 ≤ 0.15 ms and ≥ 50k small requests/s pipelined 
 local ``get`` p50 ≤ 0.1 ms while the file is unchanged (issue 13).
 
     .venv/bin/python bench/provider_rpc.py [-n 5000] [--pipelined 50000] [--window 256]
-                                           [--repeat 5] [--starts 10]
+                                           [--repeat 5] [--starts 10] [--json]
+
+``--json``: the same output on stderr, and the medians as one JSON document on stdout
+(bench/issue13.py reads it).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from benchjson import json_stdout
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -289,12 +293,17 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256, help="requests in flight")
     parser.add_argument("--starts", type=int, default=10, help="cold starts per provider")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved repeats (median)")
+    parser.add_argument("--json", action="store_true", help="medians as JSON on stdout")
     parser.add_argument("--tiny-server", choices=("jsonl", "msgpack"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tiny_server:
         tiny_server(args.tiny_server)
         return
+    with json_stdout(args.json) as document:
+        run(args, document)
 
+
+def run(args: argparse.Namespace, document: dict[str, Any]) -> None:
     print(
         f"provider RPC over real pipes: Python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
@@ -322,6 +331,19 @@ def main() -> None:
     tiny = {wire: median_of(runs[wire]) for wire in clients}
     bare_p50 = statistics.median(r[0] for r in bare_runs)
     bare_p95 = statistics.median(r[1] for r in bare_runs)
+    document.update(
+        repeat=args.repeat,
+        round_trips=args.n,
+        ping={
+            "dso": dict(zip(("p50_ms", "p95_ms", "per_s"), dso, strict=True)),
+            **{
+                wire: dict(zip(("p50_ms", "p95_ms", "per_s"), figures, strict=True))
+                for wire, figures in tiny.items()
+            },
+            "bare_msgpack": {"p50_ms": bare_p50, "p95_ms": bare_p95},
+        },
+        local=None,
+    )
 
     print(
         f"\nping: {args.n} round trips; {args.pipelined} pipelined, window {args.window};"
@@ -353,6 +375,14 @@ def main() -> None:
         get = (statistics.median(r[0] for r in gets), statistics.median(r[1] for r in gets))
         versions = tuple(statistics.median(r[i] for r in versions_runs) for i in (0, 1))
         ping = (statistics.median(r[0] for r in pings), statistics.median(r[1] for r in pings))
+        document["local"] = {
+            "round_trips": n,
+            "get": {"p50_ms": get[0], "p95_ms": get[1]},
+            "versions": {"p50_ms": versions[0], "p95_ms": versions[1]},
+            "ping": {"p50_ms": ping[0], "p95_ms": ping[1]},
+            "goal_ms": LOCAL_GET_GOAL_MS,
+            "issue_msgpack_ms": MSGPACK_REFERENCE_MS,
+        }
         print(
             "\nlocal vault provider: vault.enc unchanged (decrypted once, then one stat + one"
             f" pread per call); median of {args.repeat}"

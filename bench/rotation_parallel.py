@@ -11,6 +11,13 @@ during it are counted (``cut``: timed out in flight to a disconnected old contai
 refused or unresolved). Prints the median time, its ratio against 9.5 s, and the failures.
 
     .venv/bin/python bench/rotation_parallel.py [--parallel 1 2 4] [--replicas 10] [--rounds 1]
+        [--drain-timeout 10s] [--json]
+
+Issue 13's "drain in-flight requests too" (0 failed over 100 swaps): ``--parallel 4 --rounds 10``
+is 100 swaps; ``--drain-timeout 0s`` turns dso's drain off (kernel/containers/drain.py) for the
+comparison. The drain needs root, iptables and br_netfilter (the first line says whether it is on).
+``--json``: the same output on stderr, and one JSON document of the figures on stdout
+(bench/issue13.py reads it).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchjson import json_stdout
 
 DSO = str(Path(sys.executable).parent / "dso")
 REFERENCE = 9.5  # docker-rollout v0.13, 10 replicas, 1 s health interval (issue 13)
@@ -67,7 +76,14 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--replicas", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--drain-timeout", default="10s", help="agent.rotation.drain_timeout")
+    parser.add_argument("--json", action="store_true", help="figures as JSON on stdout")
     args = parser.parse_args()
+    with json_stdout(args.json) as document:
+        run(args, document)
+
+
+def run(args: argparse.Namespace, document: dict[str, object]) -> None:
 
     name = "dsobench" + secrets.token_hex(4)
     tmp = Path(tempfile.mkdtemp(prefix="dso-bench-"))
@@ -110,12 +126,30 @@ def main() -> None:
 
     try:
         dso("init")
+        config = tmp / "home" / "config.yaml"
+        drain = f"agent:\n  rotation:\n    drain_timeout: {args.drain_timeout}\n"
+        config.write_text(config.read_text() + drain)
         dso("secret", "set", "app/msg", stdin="v0")
         dso("up", "-d")
         time.sleep(3)
+        from kernel.containers.drain import unavailable
+
+        why = unavailable()
+        drained = why is None and args.drain_timeout not in ("0", "0s")
+        results: list[dict[str, object]] = []
+        document.update(
+            replicas=args.replicas,
+            rounds=args.rounds,
+            reference_s=REFERENCE,
+            drain_timeout=args.drain_timeout,
+            drain=drained,
+            drain_unavailable=why,
+            results=results,
+        )
         print(
             f"{args.replicas} replicas, health interval 1 s, looping client; "
-            f"reference docker-rollout {REFERENCE} s with 6-12 failed"
+            f"reference docker-rollout {REFERENCE} s with 6-12 failed; "
+            + (f"drain on ({args.drain_timeout})" if drained else f"drain off ({why or '0s'})")
         )
         print(f"{'parallel':>8} {'median s':>9} {'ratio':>6} {'cut':>4} {'other':>5}  times")
         version = 0
@@ -131,6 +165,16 @@ def main() -> None:
                 cut += sum(1 for line in new if line.startswith("rc=143"))
                 other += sum(1 for line in new if not line.startswith("rc=143"))
             median = statistics.median(times)
+            results.append(
+                {
+                    "parallel": parallel,
+                    "times_s": times,
+                    "median_s": median,
+                    "cut": cut,
+                    "other": other,
+                    "swaps": args.rounds * args.replicas,
+                }
+            )
             print(
                 f"{parallel:>8} {median:>9.2f} {median / REFERENCE:>6.2f} {cut:>4} {other:>5}  "
                 + " ".join(f"{t:.2f}" for t in times)
