@@ -298,7 +298,11 @@ class Agent:
         and name what to rotate again."""
         from kernel.rotation import lock_key, recover
         from kernel.rotation.recovery import resume_targets
-        from kernel.swarm.recovery import recover_swarm, resume_swarm_targets
+        from kernel.swarm.recovery import (
+            recover_swarm,
+            resume_swarm_targets,
+            unfinished_swarm_targets,
+        )
 
         assert self._client is not None
         journal = self.runtime.journal
@@ -311,7 +315,8 @@ class Agent:
                 extra={"trace_id": entry.trace_id, **log_context(entry.target, entry.lock_key)},
             )
         results = recover(self._client, journal, self.runtime.locks, lock_key=lock_key)
-        results += recover_swarm(self._client, journal, self.runtime.locks)
+        # An update still rolling past 60 s is left to the scheduler (systemd's start timeout).
+        results += recover_swarm(self._client, journal, self.runtime.locks, wait=60.0)
         if not results:
             log.info("recovery: no interrupted rotation")
         for result in results:
@@ -343,7 +348,9 @@ class Agent:
                 extra={"trace_id": entry.trace_id, **log_context(entry.target, entry.lock_key)},
             )
         journal.prune()
-        return [*resume_targets(pending), *resume_swarm_targets(pending)]
+        swarm = {t.lock_key: t for t in resume_swarm_targets(pending)}
+        swarm.update((t.lock_key, t) for t in unfinished_swarm_targets(journal))
+        return [*resume_targets(pending), *swarm.values()]
 
     # -- what is managed --------------------------------------------------------------------
 

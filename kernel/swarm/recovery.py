@@ -67,15 +67,21 @@ def recover_swarm(
     clock: Callable[[], float] = time.time,
     wait: float = WAIT,
 ) -> list[Recovered]:
-    """Converge every unfinished Swarm rotation whose lock is free (held: a live rotation)."""
+    """Converge every unfinished Swarm rotation whose lock is free (held: a live rotation).
+
+    ``wait`` is the time all of them may wait for updates still rolling out, together: one
+    not finished by then is left unfinished (``kept``, the agent hands it to its scheduler:
+    :func:`unfinished_swarm_targets`; a rotation of the service converges it first)."""
     results: list[Recovered] = []
+    deadline = time.monotonic() + wait
     for entry in journal.needing_recovery():
         if not is_swarm(entry):
             continue
         key = entry.lock_key or f"swarm-{entry.target}"
+        left = max(0.0, deadline - time.monotonic())
         try:
             with locks.hold(key, wait=0.0, note="recover"):
-                results.append(converge_entry(client, journal, entry, clock=clock, wait=wait))
+                results.append(converge_entry(client, journal, entry, clock=clock, wait=left))
         except RotationBusyError as exc:
             results.append(Recovered(entry.target, entry.id, "skipped", entry.status, exc.message))
     return results
@@ -176,6 +182,12 @@ def _converge(
 
 def _said(what: str, removed: list[str]) -> str:
     return f"{what}; removed {', '.join(removed)}" if removed else what
+
+
+def unfinished_swarm_targets(journal: Journal) -> list[Target]:
+    """The Swarm services whose rotation is still unfinished (an update still rolling when
+    recovery's time ran out, a paused update): rotating one converges its entry first."""
+    return resume_swarm_targets([e for e in journal.needing_recovery() if is_swarm(e)])
 
 
 def resume_swarm_targets(entries: Iterable[RotationEntry]) -> list[Target]:

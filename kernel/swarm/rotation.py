@@ -318,12 +318,10 @@ class SecretSwap:
         return secret_labels(self.stack, self.name, self.reference, self.resolved)
 
 
-def plan_swaps(
-    service: SwarmService, resolver: Resolver, *, force: bool = False
-) -> tuple[list[SecretSwap], list[str]]:
-    """The secrets of ``service`` whose reference resolves to another version (all of them with
-    ``force``, when the version is the same the swap is a forced task replacement), and the
-    references found unchanged."""
+def plan_swaps(service: SwarmService, resolver: Resolver) -> tuple[list[SecretSwap], list[str]]:
+    """The secrets of ``service`` whose reference resolves to another version, and the
+    references found unchanged. (``--force`` with nothing changed is a forced task replacement
+    with the same secrets: the rotator's business.)"""
     refs = {m.target: parse_reference(m.secret.reference) for m in service.mounted}
     outcomes = resolver.resolve(list(dict.fromkeys(refs.values())))
     swaps: list[SecretSwap] = []
@@ -452,7 +450,7 @@ class SwarmRotator:
 
     def _dry_run(self, name: str, *, force: bool) -> Outcome:
         service = self._service(name)
-        swaps, unchanged = plan_swaps(service, self.resolver, force=force)
+        swaps, unchanged = plan_swaps(service, self.resolver)
         if not swaps and not force:
             return self._about(service, Outcome(target=name, status="up_to_date"))
         plan = self._plan(service, swaps, unchanged, force=force)
@@ -471,7 +469,7 @@ class SwarmRotator:
         """Rotate service ``name`` (its lock held by the caller); see the module docstring."""
         began = time.monotonic()
         service = self._service(name)
-        swaps, unchanged = plan_swaps(service, self.resolver, force=force)
+        swaps, unchanged = plan_swaps(service, self.resolver)
         if not swaps and not force:
             log.info("%s is up to date", name, extra={"target": name})
             outcome = Outcome(target=name, status="up_to_date", lock_waited=lock.waited)

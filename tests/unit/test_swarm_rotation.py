@@ -4,6 +4,7 @@ the time allowed, what recovery resumes (no Docker: the engine's JSON as the API
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +12,10 @@ import pytest
 from kernel.errors import SecretNotFoundError
 from kernel.injection.resolver import Outcome, Resolved
 from kernel.reference import SecretReference, parse_reference
-from kernel.rotation.journal import RotationEntry
+from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.recovery import resume_targets
 from kernel.secret_value import SecretValue
-from kernel.swarm.recovery import resume_swarm_targets
+from kernel.swarm.recovery import resume_swarm_targets, unfinished_swarm_targets
 from kernel.swarm.rotation import (
     SwarmService,
     plan_swaps,
@@ -200,3 +201,21 @@ def test_an_engine_rollback_is_final_only_when_a_task_failed_its_health(
     task_error: str | None, cause: str
 ) -> None:
     assert rollback_cause(task_error) == cause
+
+
+def test_unfinished_swarm_rotations_are_handed_to_the_scheduler(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.save(
+        RotationEntry(
+            id="s1", trace_id="t", target="shop_web", strategy="swarm",
+            lock_key="swarm-shop_web", swarm={"stack": "shop"},
+        )
+    )  # fmt: skip
+    journal.save(
+        RotationEntry(
+            id="c1", trace_id="t", target="shop-web-1", strategy="rolling",
+            lock_key="service-shop.web",
+        )
+    )  # fmt: skip
+    [target] = unfinished_swarm_targets(journal)
+    assert (target.lock_key, target.project) == ("swarm-shop_web", "shop")
