@@ -92,6 +92,9 @@ log = get_logger("swarm.rotation")
 
 #: The label ``docker stack deploy`` puts on a stack's services.
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+#: :class:`Converged` state when dso stopped waiting (the agent stopping): the entry stays
+#: unfinished at ``converge`` for recovery.
+STOPPED = "stopped"
 #: ``UpdateStatus.State`` values that end an update.
 DONE_STATES = frozenset({"completed", "rollback_completed", "paused", "rollback_paused"})
 #: Seconds between two looks at a service's ``UpdateStatus``.
@@ -667,6 +670,7 @@ class _Run:
                 prior_started=self.service.update_started,
                 timeout=self.r.timeout_for(self.service),
                 poll=self.r.poll,
+                stop=self.r.stop,
             )
         except Failed as exc:
             return self._undo(exc.cause, exc.message)
@@ -707,6 +711,10 @@ class _Run:
         )
 
     def _converged(self, done: Converged) -> Outcome:
+        if done.state == STOPPED:  # the engine goes on: recovery finishes it (next start)
+            message = "dso stopped while the engine rolled the update; recovery finishes it"
+            log.warning("%s: %s", self.service.name, message, extra=self.extra)
+            return self._outcome("interrupted", message)
         swarm = dict(self.entry.swarm or {})
         swarm["update_state"] = done.state
         swarm["update_message"] = done.message
@@ -803,12 +811,16 @@ def wait_converged(
     prior_started: str | None,
     timeout: float,
     poll: float = POLL,
+    stop: threading.Event | None = None,
 ) -> Converged:
     """Poll the service until the update made after ``since_version`` ends (``DONE_STATES``),
-    or ``timeout`` seconds pass (state None). ``prior_started`` is the ``StartedAt`` of the
-    update status before ours: until the engine starts our update, that one is still shown."""
+    or ``timeout`` seconds pass (state None), or ``stop`` is set (state ``stopped``).
+    ``prior_started`` is the ``StartedAt`` of the update status before ours: until the engine
+    starts our update, that one is still shown."""
     began = time.monotonic()
     while True:
+        if stop is not None and stop.is_set():
+            return Converged(STOPPED, None, time.monotonic() - began)
         doc = inspect_service(client, service_id)
         if doc is None:
             raise RotationError(f"the swarm service {service_id[:12]} disappeared mid-update")

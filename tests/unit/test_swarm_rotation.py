@@ -3,9 +3,10 @@ the time allowed, what recovery resumes (no Docker: the engine's JSON as the API
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,6 +24,7 @@ from kernel.swarm.rotation import (
     service_of_swarm_lock,
     swapped_template,
     swarm_lock_key,
+    wait_converged,
 )
 from kernel.swarm.secret_versions import SwarmSecret, fingerprint, secret_name
 
@@ -219,3 +221,12 @@ def test_unfinished_swarm_rotations_are_handed_to_the_scheduler(tmp_path: Path) 
     )  # fmt: skip
     [target] = unfinished_swarm_targets(journal)
     assert (target.lock_key, target.project) == ("swarm-shop_web", "shop")
+
+
+def test_a_stopping_agent_stops_waiting_for_the_engine_at_once() -> None:
+    stop = threading.Event()
+    stop.set()
+    done = wait_converged(
+        cast(Any, None), "svc1", since_version=1, prior_started=None, timeout=60, stop=stop
+    )
+    assert (done.state, done.seconds < 1) == ("stopped", True)
