@@ -267,7 +267,9 @@ def rewrite(found: StackFile, names: Mapping[SecretReference, str]) -> dict[str,
     for ref, key in found.keys.items():
         top[key] = {"external": True, "name": names[ref]}
     for name, wanted in found.scan.services.items():
-        service = document["services"][name]
+        # Its own copy: services written with one YAML anchor (`a: *app`, `b: *app`) share one
+        # node, which must not get every service's entries.
+        service = document["services"][name] = copy.deepcopy(document["services"][name])
         _set_paths(service, {v: wanted.file_path(v) for v in wanted.files})
         owner = wanted.owner
         assert owner is not None, "scan problems are raised above"

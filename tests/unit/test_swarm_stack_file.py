@@ -162,3 +162,30 @@ def test_the_exec_health_label_becomes_the_healthcheck_and_services_without_one_
     doc = rewrite(found, dict.fromkeys(found.references(), "n"))
     assert doc["services"]["worker"]["healthcheck"]["test"] == ["CMD-SHELL", "test -s /run/app/API"]
     assert doc["services"]["web"]["healthcheck"] == {"test": ["CMD", "true"]}
+
+
+ANCHORED = """\
+x-app: &app
+  image: busybox
+  environment:
+    DB_FILE: dsofile://app/db
+services:
+  a: *app
+  b:
+    <<: *app
+    user: "1000"
+"""
+
+
+def test_services_written_with_one_yaml_anchor_each_get_their_own_entries(
+    tmp_path: Path,
+) -> None:
+    found = read_stack(_write(tmp_path, ANCHORED), "shop")
+    assert not found.problems
+    (ref,) = found.references()
+    doc = yaml.safe_load(dump(rewrite(found, {ref: "shop_app_db_0123456789"})))
+    for name, uid in (("a", "0"), ("b", "1000")):
+        (entry,) = doc["services"][name]["secrets"]
+        assert (entry["target"], entry["uid"]) == ("/run/secrets/dso/DB_FILE", uid)
+        assert doc["services"][name]["environment"] == {"DB_FILE": "/run/secrets/dso/DB_FILE"}
+    assert doc["x-app"]["environment"] == {"DB_FILE": "dsofile://app/db"}  # not a service
