@@ -8,6 +8,7 @@ directory, checked as ``up`` checks it but never created).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -24,21 +25,38 @@ if TYPE_CHECKING:
 
 @click.command(context_settings=PASSTHROUGH)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document (never values).")
+@click.option(
+    "--stack",
+    "stack_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check a Swarm stack file instead (what `stack deploy` would refuse: dso:// "
+    "references, users, unresolved references).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
-def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
+def validate(
+    app: Application, as_json: bool, stack_file: Path | None, args: tuple[str, ...]
+) -> None:
     """Check that every secret reference of the compose project parses and resolves.
 
     ARGS are compose's global flags (-f, -p, --profile, --env-file, --project-directory).
     Each problem prints as `file:line: service S, VARIABLE: what is wrong`. Exits 0 when every
     reference can be delivered, 1 when not, 3 when compose rejects the project itself.
+    With --stack FILE, the Swarm stack file is checked as `docker dso stack deploy` reads it
+    (docs/swarm.md): dsofile:// only, and every reference resolves.
 
     \b
     Examples:
       docker dso validate
       docker dso validate -f compose.yaml -f compose.prod.yaml --profile tools
       docker dso validate --json | jq -r '.problems[] | "\\(.file):\\(.line) \\(.problem)"'
+      docker dso validate --stack stack.yaml
     """
+    if stack_file is not None:
+        if args:
+            raise UsageError(f"--stack takes no compose flags; unexpected: {args[0]!r}")
+        _validate_stack(app, stack_file, as_json)
+        return
     from kernel.compose.project import PendingProject
 
     compose_args = split_args(args)
@@ -98,6 +116,56 @@ def validate(app: Application, as_json: bool, args: tuple[str, ...]) -> None:
     summary = (
         f"project {project.name}: {plural(len(references), 'secret reference')} in "
         f"{plural(len(scan.services), 'service')}"
+    )
+    if located:
+        app.abort(f"{summary}: {plural(len(located), 'problem')}", ExitCode.ERROR)
+    if not as_json:
+        app.info(f"{summary}: all valid")
+
+
+def _validate_stack(app: Application, path: Path, as_json: bool) -> None:
+    """``validate --stack``: the stack file's problems, then its unresolved references."""
+    from kernel.compose.inject import resolve
+    from kernel.swarm.stack import locate_problems, read_stack
+
+    found = read_stack(path, path.resolve().parent.name or "stack", shown=str(path))
+    located = list(found.problems)
+    if found.references():
+        with app.open_runtime() as runtime:
+            values, failed = resolve(found.scan, runtime.resolver)
+            del values
+        known = {(p.problem.service, p.problem.variable) for p in located}
+        located += [
+            p
+            for p in locate_problems(found, failed)
+            if (p.problem.service, p.problem.variable) not in known
+        ]
+    failed_keys = {(p.problem.service, p.problem.variable) for p in located}
+    references = [
+        {
+            "service": name,
+            "variable": variable,
+            "reference": wanted.written.get(variable, ref.uri()),
+            "delivery": "swarm secret",
+            "path": wanted.file_path(variable),
+            "ok": (name, variable) not in failed_keys and (name, None) not in failed_keys,
+        }
+        for name, wanted in found.scan.services.items()
+        for variable, ref in wanted.files.items()
+    ]
+    if as_json:
+        doc = _document(None, references, [p.to_json() for p in located])
+        app.out_json({**doc, "stack_file": str(path)})
+    else:
+        for problem in located:
+            app.out(str(problem))
+            if problem.problem.error.hint:
+                app.out(f"  hint: {problem.problem.error.hint}")
+        for warning in found.warnings:
+            app.warn(warning)
+    summary = (
+        f"stack file {path}: {plural(len(references), 'secret reference')} in "
+        f"{plural(len(found.scan.services), 'service')}"
     )
     if located:
         app.abort(f"{summary}: {plural(len(located), 'problem')}", ExitCode.ERROR)

@@ -3,6 +3,8 @@ a shell drops and a secrets directory over /dev, with the reason."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.compose_support import IMAGE, ComposeProject, docker, project
@@ -117,3 +119,45 @@ def test_a_secrets_directory_over_dev_is_refused(project: ComposeProject) -> Non
     up = project.dso("up", "-d", ok=False)
     assert up.returncode == 3 and "is inside /dev" in up.stderr
     assert services_created(project) == []
+
+
+def test_validate_checks_a_swarm_stack_file_as_stack_deploy_reads_it(
+    project: ComposeProject,
+) -> None:
+    project.set_secret("app/db", "stack-canary-Zq81")
+    project.write(
+        "stack.yaml",
+        """\
+        x-app: &app
+          image: busybox
+          environment:
+            DB_FILE: dsofile://app/db
+        services:
+          a: *app
+          b:
+            <<: *app
+            environment:
+              TOKEN: dso://app/db
+              MISSING: dsofile://app/missing
+        """,
+    )
+    checked = project.dso("validate", "--stack", "stack.yaml", ok=False)
+    assert checked.returncode == 1
+    lines = checked.stdout.splitlines()
+    assert [line.split(": ", 2)[:2] for line in lines if not line.startswith("  ")] == [
+        ["stack.yaml:10", "service b, TOKEN"],
+        ["stack.yaml:11", "service b, MISSING"],
+    ]
+    assert "dso:// cannot be used with Swarm" in checked.stdout
+    assert "deliver it as a file: dsofile://app/db" in checked.stdout
+    assert "2 problems" in checked.stderr
+
+    project.write(
+        "good.yaml",
+        "services:\n  a:\n    image: busybox\n    environment:\n      DB_FILE: dsofile://app/db\n",
+    )
+    valid = project.dso("validate", "--stack", "good.yaml", "--json")
+    doc = json.loads(valid.stdout)
+    assert doc["valid"] is True and doc["stack_file"] == "good.yaml"
+    assert [r["path"] for r in doc["references"]] == ["/run/secrets/dso/DB_FILE"]
+    project.assert_no_output_contains("stack-canary-Zq81")
