@@ -34,9 +34,9 @@ local provider get                        provider_rpc.py: p50 of get while vaul
 ========================================  ====================================================
 
 A child that fails, times out, or lacks what it needs makes its rows "not measured: <why>";
-nothing is made up. ``--quick`` (the default) uses short settings (the whole run takes about
-10 minutes on 2 busy CPUs; the drain row then counts 30 swaps, not 100, and says so);
-``--full`` uses the issue's (100 swaps each way, more repeats; 30-60 minutes). Medians of few
+nothing is made up. ``--quick`` (the default) uses short settings (the whole run took 4-6
+minutes on 2 busy CPUs; the drain row then counts 30 swaps, not 100, and says so); ``--full``
+uses the issue's (100 swaps each way, more repeats; 11 minutes at load 9-18). Medians of few
 runs on a shared machine are noisy: compare ratios, and rerun a row alone with ``--only``.
 
     .venv/bin/python bench/issue13.py [--quick | --full] [--only NAME ...] [--json] [--quiet]
@@ -554,7 +554,7 @@ def main() -> None:
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short settings (default)")
-    mode.add_argument("--full", action="store_true", help="the issue's settings (30-60 min)")
+    mode.add_argument("--full", action="store_true", help="the issue's settings (10-30 min)")
     parser.add_argument("--only", nargs="+", choices=[j.name for j in JOBS], help="these benches")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--quiet", action="store_true", help="do not stream the benches' output")
