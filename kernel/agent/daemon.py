@@ -43,7 +43,7 @@ from kernel.agent.scheduler import Reason, Scheduler
 from kernel.agent.service_manager import ServiceManager
 from kernel.agent.status_file import RuntimeFile
 from kernel.agent.status_file import boot_id as _boot_id
-from kernel.agent.swarm_services import is_swarm_target, rotate_swarm, scan_swarm
+from kernel.agent.swarm_services import SwarmScan, is_swarm_target, rotate_swarm, swarm_scan
 from kernel.agent.watches import Hints, ProviderWatches
 from kernel.errors import DSOError
 from kernel.extensions.events import new_trace_id
@@ -110,6 +110,8 @@ class Agent:
         self._managed: list[Managed] = []
         #: dso's Swarm services on this manager, as of the last check (kernel.agent.swarm_services).
         self._swarm: list[Managed] = []
+        #: The last look at the swarm (role, services, update states) for ``status``.
+        self.swarm: SwarmScan | None = None
         self._managed_lock = threading.Lock()
         self._wake = threading.Event()
         self._reload_requested = threading.Event()
@@ -377,6 +379,7 @@ class Agent:
                     self._set_managed(scan_managed(client, self.runtime.journal.owner))
                     # A container that died because its files vanished (tmpfs cleaned): back.
                     redeliver(self.runtime, client, self.managed)
+                    self._scan_swarm(client)  # a service rotated: its update state and versions
                     self._watches.update(self.runtime, [*self.managed, *self._swarm])
                 events = self._events
                 if self._recheck_when_connected and events is not None and events.connected:
@@ -399,10 +402,15 @@ class Agent:
             self._wake.wait(min(HOUSEKEEPING, max(0.0, next_poll - time.monotonic())))
             self._wake.clear()
 
+    def _scan_swarm(self, client: docker.DockerClient) -> None:
+        scan = swarm_scan(client)
+        self.swarm = scan
+        self._swarm = scan.managed
+
     def _check(
         self, source: str, *, only: Mapping[str, Collection[str]] | None = None
     ) -> CheckResult:
-        self._swarm = scan_swarm(self._ensure_client())  # a manager's Swarm services (or none)
+        self._scan_swarm(self._ensure_client())  # a manager's Swarm services (or none)
         self._watches.update(self.runtime, [*self.managed, *self._swarm])
         result = self.checker.check([*self.managed, *self._swarm], only=only)
         self.runtime_file.event(source, f"{result.secrets} secrets, {len(result.lagging)} moved")

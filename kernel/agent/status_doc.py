@@ -12,6 +12,10 @@ fields counted and filtered on, kept by the journal; an entry's whole document i
 when it is listed), the managed containers from memory or one file; lists of history are cut to
 the latest :data:`RECENT`, so 1,000 containers and 10,000 rotations render in milliseconds.
 Metadata only: references are names (``dso://app/db``), versions are fingerprints, never a value.
+
+``swarm`` (:func:`swarm_doc`) is this Docker daemon's place in a swarm and, on a manager, dso's
+Swarm services: the live document takes the agent's last look (its change check scans them
+anyway), the offline one asks Docker once when the caller gives a way to reach it.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ from kernel.rotation.history import Summary
 from kernel.rotation.journal import STALE_AFTER, Journal
 
 if TYPE_CHECKING:
+    import docker
+
     from kernel.agent.cache import ValueCache
     from kernel.agent.daemon import Agent
+    from kernel.agent.swarm_services import SwarmScan
     from kernel.config.model import Config
     from kernel.paths import Layout
 
@@ -45,6 +52,8 @@ NOT_RUNNING = "no agent is running for this installation"
 AGENT_ONLY = "only the running agent knows it"
 #: Statuses of rotations not finished for good.
 _UNFINISHED = frozenset({"in_progress", "failed", "critical_error"})
+#: A service's ``UpdateStatus.State`` while the engine replaces tasks.
+_ROLLING = frozenset({"updating", "rollback_started"})
 
 Doc = dict[str, Any]
 
@@ -68,6 +77,9 @@ def live_status(agent: Agent, *, now: float | None = None) -> Doc:
         obs["notes"].update(provider_latency=providers_note, circuit_breakers=providers_note)
     last = agent.runtime_file.document()
     socket = agent.api_path
+    swarm, swarm_note = swarm_doc(agent.swarm, history)
+    if swarm_note:
+        notes["swarm"] = swarm_note
     return {
         "schema": SCHEMA,
         "source": "agent",
@@ -95,6 +107,7 @@ def live_status(agent: Agent, *, now: float | None = None) -> Doc:
         "containers": containers_doc(agent),
         "rotations": _rotations(history, now),
         "queue": queue_doc(agent),
+        "swarm": swarm,
         "observability": obs,
         "notes": notes,
     }
@@ -107,10 +120,12 @@ def offline_status(
     socket: Path | None = None,
     reason: str | None = None,
     now: float | None = None,
+    connect_docker: Callable[[], docker.DockerClient] | None = None,
 ) -> Doc:
     """The document from ``layout``'s state files (no agent answers on ``socket``).
 
-    Read-only: unreadable files are reported in ``notes``, never moved or rewritten.
+    Read-only: unreadable files are reported in ``notes``, never moved or rewritten. ``swarm``
+    is asked of the Docker daemon ``connect_docker`` connects to (None: not asked, a note says so).
     """
     now = time.time() if now is None else now
     notes: dict[str, str] = {}
@@ -125,6 +140,9 @@ def offline_status(
         notes["rotations"] = f"no state directory {layout.state}: nothing ran here yet"
     for section in ("providers", "cache", "queue"):
         notes[section] = AGENT_ONLY
+    swarm, swarm_note = swarm_doc(_scan_swarm(connect_docker), history)
+    if swarm_note:
+        notes["swarm"] = swarm_note
     reason = reason or NOT_RUNNING
     config = last.get("config") or (str(config_path) if config_path else None)
     return {
@@ -150,6 +168,7 @@ def offline_status(
         "containers": _containers_from_file(managed),
         "rotations": _rotations(history, now),
         "queue": None,
+        "swarm": swarm,
         "observability": observability.offline(history),
         "notes": notes,
     }
@@ -235,6 +254,94 @@ def rotation_summary(doc: Mapping[str, Any]) -> Doc:
         "versions": dict(doc.get("versions") or {}),
         "pid": doc.get("pid") or None,
     }
+
+
+def swarm_doc(scan: SwarmScan | None, history: Sequence[Summary]) -> tuple[Doc, str | None]:
+    """The ``swarm`` section from one look at the swarm, and a note when it is unknown.
+
+    ``role``: ``manager``, ``worker``, ``none`` (not in a swarm) or null (unknown, or a swarm
+    state such as ``locked`` in which the node is neither); ``services`` only on a manager, each
+    with the last rotation of it in ``history``.
+    """
+    if scan is None or scan.node is None:
+        note = "the agent has not looked at the swarm yet" if scan is None else scan.error
+        return {
+            "role": None,
+            "state": None,
+            "node_id": None,
+            "checked_at": _time(scan.at) if scan is not None else None,
+            "services": [],
+        }, f"swarm unknown: {note or 'Docker did not answer'}"
+    node = scan.node
+    if node.manager:
+        role: str | None = "manager"
+    elif node.active:
+        role = "worker"
+    else:
+        role = "none" if node.state == "inactive" else None
+    last: dict[str, Summary] = {}
+    if scan.services:
+        locks = {_lock(service.name) for service in scan.services}
+        for summary in history:  # oldest first: the newest of each lock wins
+            if summary.lock_key in locks:
+                last[summary.lock_key] = summary
+    services = []
+    for service in scan.services:
+        state = service.update_state or None
+        lock = _lock(service.name)
+        entry = last.get(lock)
+        services.append(
+            {
+                "id": service.id[:12],
+                "name": service.name,
+                "stack": service.stack,
+                "lock": lock,
+                "secrets": {
+                    m.target: {
+                        "secret": m.secret.name,
+                        "reference": m.secret.reference,
+                        "version": m.secret.version or None,
+                    }
+                    for m in sorted(service.mounted, key=lambda m: m.target)
+                },
+                "update": {
+                    "state": state,
+                    "in_progress": state in _ROLLING,
+                    "message": service.update_message or None,
+                    "started_at": service.update_started or None,
+                },
+                "last_rotation": rotation_summary(entry.document()) if entry else None,
+            }
+        )
+    return {
+        "role": role,
+        "state": node.state,
+        "node_id": node.node_id or None,
+        "checked_at": _time(scan.at),
+        "services": services,
+    }, None
+
+
+def _lock(service: str) -> str:
+    from kernel.swarm.rotation import swarm_lock_key
+
+    return swarm_lock_key(service)
+
+
+def _scan_swarm(connect: Callable[[], docker.DockerClient] | None) -> SwarmScan:
+    """One look at the swarm through ``connect`` (None: not asked)."""
+    from kernel.agent.swarm_services import SwarmScan, swarm_scan
+
+    if connect is None:
+        return SwarmScan(None, error="Docker was not asked")
+    try:
+        client = connect()
+    except DSOError as exc:
+        return SwarmScan(None, error=f"Docker did not answer ({exc.message})", at=time.time())
+    try:
+        return swarm_scan(client)
+    finally:
+        client.close()
 
 
 def _rotations(history: Sequence[Summary], now: float) -> Doc:

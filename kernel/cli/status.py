@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from kernel.paths import Layout
 
 
+#: Seconds each Docker call of the offline document may take (it asks about the swarm).
+OFFLINE_DOCKER_TIMEOUT = 5.0
+
 _mode_option = mode_option(
     "Which installation's agent: local (~/.dso, $DSO_HOME) or agent (the host's, "
     "/run/dso/agent.sock), as for `dso agent --mode`."
@@ -47,12 +50,14 @@ def status(app: Application, as_json: bool, watch: bool, mode: str | None) -> No
     """Show what the agent knows, live or from its state files.
 
     Runtime, providers, cache, managed containers, rotations (in progress, awaiting operator
-    review, recent) and observability (traces, provider latency, lock contention, health
-    checks, circuit breakers). Asks the running agent on its socket. When none answers, shows
-    the same document from the state files (runtime.json, containers.json, the rotation
-    journal), says on stderr that the agent is not running and exits 10; providers, cache,
-    queue, provider latency and circuit breakers are then unknown. The JSON document and every
-    field: docs/status-json.md.
+    review, recent), the swarm (this node's role; on a manager dso's Swarm services, the
+    versions each mounts, its update state and last rotation) and observability (traces,
+    provider latency, lock contention, health checks, circuit breakers). Asks the running agent
+    on its socket. When none answers, shows the same document from the state files
+    (runtime.json, containers.json, the rotation journal) and the swarm from Docker, says on
+    stderr that the agent is not running and exits 10; providers, cache, queue, provider
+    latency and circuit breakers are then unknown. The JSON document and every field:
+    docs/status-json.md.
 
     \b
     Examples:
@@ -60,6 +65,7 @@ def status(app: Application, as_json: bool, watch: bool, mode: str | None) -> No
       docker dso status | grep -i cache
       docker dso status --json | jq '.observability'
       docker dso status --json | jq '.rotations.awaiting_review'
+      docker dso status --json | jq '.swarm.services[] | {name, secrets}'
       docker dso status --watch
       sudo docker dso status --mode agent
     """
@@ -150,8 +156,11 @@ def _offline(
     app: Application, layout: Layout, path: Path, exc: AgentUnavailableError, *, as_json: bool
 ) -> NoReturn:
     """Print the document from the state files, then fail with exit 10 saying why."""
+    from functools import partial
+
     from kernel.agent.instance import InstanceLock
     from kernel.agent.status_doc import offline_status
+    from kernel.containers.client import connect
 
     holder = InstanceLock(layout.state).holder()
     if holder is not None:
@@ -163,7 +172,13 @@ def _offline(
     else:
         reason = "no agent is running for this installation"
         why = f"the agent is not running ({exc.message})"
-    doc = offline_status(layout, app.config_path, socket=path, reason=reason)
+    doc = offline_status(
+        layout,
+        app.config_path,
+        socket=path,
+        reason=reason,
+        connect_docker=partial(connect, timeout=OFFLINE_DOCKER_TIMEOUT),
+    )
     _print(app, doc, as_json=as_json)
     raise AgentUnavailableError(f"{why}; status from the state files", hint=exc.hint)
 

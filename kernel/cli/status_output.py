@@ -16,6 +16,8 @@ from kernel.cli.progress import plural
 
 #: Managed containers listed before "… and N more".
 CONTAINERS_SHOWN = 20
+#: Swarm services listed before "… and N more".
+SERVICES_SHOWN = 20
 #: Finished rotations listed under "recent".
 RECENT_SHOWN = 5
 
@@ -29,6 +31,7 @@ def render(doc: Mapping[str, Any]) -> list[str]:
         *_containers(doc.get("containers") or []),
         *_rotations(doc.get("rotations") or {}),
         _queue(doc.get("queue")),
+        *_swarm(doc),
         *_observability(doc.get("observability") or {}),
     ]
 
@@ -179,6 +182,49 @@ def _queue(queue: Mapping[str, Any] | None) -> str:
         if queue.get(key)
     ]
     return "queue: " + ", ".join(parts)
+
+
+def _swarm(doc: Mapping[str, Any]) -> list[str]:
+    """One line off a manager (``swarm: none …``); on one, a line per dso Swarm service."""
+    swarm = doc.get("swarm")
+    if not isinstance(swarm, Mapping):
+        return []  # an agent older than the section
+    role = swarm.get("role")
+    if role == "none":
+        return ["swarm: none (this Docker daemon is not in a swarm)"]
+    if role == "worker":
+        return ["swarm: worker node (dso's Swarm services are listed and rotated on a manager)"]
+    if role != "manager":
+        state = swarm.get("state")
+        return [
+            f"swarm: state {state}, role unknown" if state else f"swarm: {_unknown(doc, 'swarm')}"
+        ]
+    services = swarm.get("services") or []
+    node = str(swarm.get("node_id") or "?")[:12]
+    lines = [
+        f"swarm: manager (node {node}), {plural(len(services), 'dso service')}, "
+        f"as of {_when(swarm.get('checked_at'))}"
+    ]
+    for item in services[:SERVICES_SHOWN]:
+        held = ", ".join(
+            f"{target}={ref.get('reference')}@{ref.get('version') or '?'}"
+            for target, ref in (item.get("secrets") or {}).items()
+        )
+        update = item.get("update") or {}
+        parts = [f"  {item.get('name')} (stack {item.get('stack') or '-'}): {held}"]
+        if update.get("state"):
+            rolling = " (rolling now)" if update.get("in_progress") else ""
+            parts.append(f"update {update['state']}{rolling}")
+        last = item.get("last_rotation")
+        if last:
+            parts.append(
+                f"last rotation {_when(last.get('started_at'))} {last.get('status')}, "
+                f"trace {last.get('trace_id')}"
+            )
+        lines.append("; ".join(parts))
+    if len(services) > SERVICES_SHOWN:
+        lines.append(f"  … and {len(services) - SERVICES_SHOWN} more (--json lists all)")
+    return lines
 
 
 def _observability(obs: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,8 @@ import jsonschema
 import pytest
 
 from kernel.agent.status_doc import live_status, offline_status, rotations_doc
+from kernel.agent.swarm_services import SwarmScan
+from kernel.containers.swarm import SwarmNode
 from kernel.injection.resolver import Resolved
 from kernel.paths import local_layout
 from kernel.rotation.journal import Journal
@@ -107,6 +109,7 @@ def test_the_live_document_validates_and_says_what_the_agent_knows(tmp_path: Pat
     )
     journal.save(rotation("r3", at=now - 5, status="in_progress", steps=("plan", "create")))
     agent.bus.publish("breaker", provider="vault", state="open", previous="closed")
+    agent.swarm = SwarmScan(SwarmNode("inactive", manager=False, node_id=""), at=now - 1)
 
     doc = live_status(agent, now=now)
 
@@ -135,6 +138,13 @@ def test_the_live_document_validates_and_says_what_the_agent_knows(tmp_path: Pat
     assert obs["health_checks"][0]["exit_code"] == 1
     assert obs["circuit_breakers"]["vault"]["state"] == "open"
     assert obs["circuit_breakers"]["vault"]["last_transition"]["from"] == "closed"
+    assert doc["swarm"] == {
+        "role": "none",
+        "state": "inactive",
+        "node_id": None,
+        "checked_at": round(now - 1, 3),
+        "services": [],
+    }
     assert doc["notes"] == {} and obs["notes"] == {}
 
 
@@ -215,7 +225,9 @@ def test_with_the_agent_stopped_the_state_files_give_the_same_document(tmp_path:
     assert runtime["socket"] == str(home / "agent.sock")
     assert runtime["last_rotation"]["status"] == "completed"
     assert doc["providers"] is None and doc["cache"] is None and doc["queue"] is None
-    assert set(doc["notes"]) == {"providers", "cache", "queue"}
+    # Docker was not asked (the CLI gives offline_status a connection): the swarm is unknown.
+    assert set(doc["notes"]) == {"providers", "cache", "queue", "swarm"}
+    assert doc["swarm"]["role"] is None and doc["swarm"]["services"] == []
     assert [c["name"] for c in doc["containers"]] == ["app-web-1"]
     assert doc["containers"][0]["id"] == managed("app-web-1").id[:12]
     assert [r["id"] for r in doc["rotations"]["recent"]] == ["r1"]
