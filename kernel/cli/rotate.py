@@ -144,7 +144,7 @@ def rotate(
         try:
             runtime.resolver.prewarm()
             from kernel.containers.client import SharedConnection, connect
-            from kernel.swarm.rotation import split_targets
+            from kernel.swarm.targets import split_targets
 
             client = connect()
             connection = SharedConnection(client)

@@ -18,8 +18,8 @@ no process holds, :func:`converge_entry` looks at the service now:
 - the service is **gone**: both versions are removed once unused.
 
 A secret is only removed when no service spec, no update that may roll back and no live task
-references it (:func:`kernel.swarm.rotation.remove_when_unused`), and the engine itself refuses
-to remove a secret a service references: a service never points at a removed secret.
+references it (:func:`kernel.swarm.unused_versions.remove_when_unused`), and the engine itself
+refuses to remove a secret a service references: a service never points at a removed secret.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from kernel.log import get_logger
 from kernel.rotation.recovery import Recovered
 from kernel.rotation.states import RotationStatus, Strategy
 from kernel.rotation.targets import Target
-from kernel.swarm.rotation import (
+from kernel.swarm.convergence import (
     DONE_STATES,
     last_task_error,
-    remove_when_unused,
     rollback_cause,
-    service_of_swarm_lock,
     wait_converged,
 )
+from kernel.swarm.targets import service_of_swarm_lock
+from kernel.swarm.unused_versions import remove_when_unused
 
 if TYPE_CHECKING:
     import docker

@@ -16,17 +16,12 @@ from kernel.reference import SecretReference, parse_reference
 from kernel.rotation.journal import Journal, RotationEntry
 from kernel.rotation.recovery import resume_targets
 from kernel.secret_value import SecretValue
+from kernel.swarm.convergence import rollback_cause, wait_converged
+from kernel.swarm.plan import plan_swaps, swapped_template
 from kernel.swarm.recovery import resume_swarm_targets, unfinished_swarm_targets
-from kernel.swarm.rotation import (
-    SwarmService,
-    plan_swaps,
-    rollback_cause,
-    service_of_swarm_lock,
-    swapped_template,
-    swarm_lock_key,
-    wait_converged,
-)
 from kernel.swarm.secret_versions import SwarmSecret, fingerprint, secret_name
+from kernel.swarm.services import SwarmService
+from kernel.swarm.targets import service_of_swarm_lock, swarm_lock_key
 
 REF = "dsofile://shop/site"
 CANARY = "canary-swarm-7c1e"
