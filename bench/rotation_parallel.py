@@ -48,7 +48,12 @@ COMPOSE = """services:
     command:
       - sh
       - -c
-      - mkdir -p /www && echo "$$MSG" > /www/index.html && exec httpd -f -p 80 -h /www
+      - |
+        mkdir -p /www/cgi-bin && echo "$$MSG" > /www/index.html
+        printf '#!/bin/sh\\nusleep {request_us}\\n' > /www/cgi-bin/slow
+        printf 'echo Content-Type: text/plain\\necho\\ncat /www/index.html\\n' >> /www/cgi-bin/slow
+        chmod +x /www/cgi-bin/slow
+        exec httpd -f -p 80 -h /www
     environment:
       MSG: dso://app/msg
     healthcheck:
@@ -64,7 +69,7 @@ COMPOSE = """services:
       - |
         until wget -q -O- http://web/ >/dev/null 2>&1; do usleep 100000; done
         while true; do
-          if ! timeout 2 wget -q -O- http://web/ >/dev/null 2>/tmp/err; then
+          if ! timeout 2 wget -q -O- http://web/{path} >/dev/null 2>/tmp/err; then
             echo "rc=$$? $$(cat /tmp/err)" >> /tmp/failures
           fi
         done
@@ -77,6 +82,13 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--drain-timeout", default="10s", help="agent.rotation.drain_timeout")
+    parser.add_argument(
+        "--request-ms",
+        type=int,
+        default=0,
+        help="each request takes this long (a CGI that waits): a request is nearly always in "
+        "flight, as with a real app, so a swap without the drain has one to cut",
+    )
     parser.add_argument("--json", action="store_true", help="figures as JSON on stdout")
     args = parser.parse_args()
     with json_stdout(args.json) as document:
@@ -97,7 +109,9 @@ def run(args: argparse.Namespace, document: dict[str, object]) -> None:
     )
     work = tmp / "app"
     work.mkdir()
-    (work / "compose.yaml").write_text(COMPOSE.format(replicas=args.replicas))
+    path = "cgi-bin/slow" if args.request_ms else ""
+    compose = COMPOSE.format(replicas=args.replicas, request_us=args.request_ms * 1000, path=path)
+    (work / "compose.yaml").write_text(compose)
 
     phases: dict[int, dict[str, list[float]]] = {}
 
