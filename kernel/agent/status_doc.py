@@ -323,7 +323,7 @@ def swarm_doc(scan: SwarmScan | None, history: Sequence[Summary]) -> tuple[Doc, 
 
 
 def _lock(service: str) -> str:
-    from kernel.swarm.rotation import swarm_lock_key
+    from kernel.swarm.targets import swarm_lock_key
 
     return swarm_lock_key(service)
 

@@ -26,13 +26,10 @@ from kernel.containers.swarm import SwarmNode, list_services, swarm_node
 from kernel.errors import DSOError
 from kernel.log import get_logger
 from kernel.rotation.targets import Target
-from kernel.swarm.rotation import (
-    LOCK_PREFIX,
-    SwarmRotator,
-    SwarmService,
-    swarm_lock_key,
-)
+from kernel.swarm.rotation import SwarmRotator
 from kernel.swarm.secret_versions import dso_secrets
+from kernel.swarm.services import SwarmService
+from kernel.swarm.targets import LOCK_PREFIX, swarm_lock_key
 
 if TYPE_CHECKING:
     import docker
