@@ -76,10 +76,11 @@ def agent_activity(socket: Path) -> dict[str, Any]:
 
 def _offline(socket: Path, reason: str) -> dict[str, Any]:
     from kernel.agent.status_doc import offline_status
+    from kernel.containers.client import connect
     from kernel.paths import agent_layout
 
     try:
-        return offline_status(agent_layout(), socket=socket, reason=reason)
+        return offline_status(agent_layout(), socket=socket, reason=reason, connect_docker=connect)
     except (DSOError, OSError) as exc:
         return {"source": "state_files", "notes": {"runtime": str(exc)}}
 
