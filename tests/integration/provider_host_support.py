@@ -74,8 +74,15 @@ def process_gone(pid: int, timeout: float = 5.0) -> bool:
     return False
 
 
-def assert_reaped(pid: int) -> None:
-    """Our child ``pid`` was reaped by the host (no zombie) and its process group is empty."""
+def assert_reaped(pid: int, timeout: float = 5.0) -> None:
+    """Our child ``pid`` was reaped by the host (no zombie) and its process group is empty.
+
+    The host reaps from its own thread, a moment after the exit it reports: wait for the zombie
+    to go (``waitpid`` here would reap it in the host's place and hide a leak) before checking.
+    """
+    end = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+        time.sleep(0.02)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     assert not Path(f"/proc/{pid}").exists(), f"process {pid} is still there"
