@@ -7,6 +7,7 @@ removes what it wrote. Nothing else on the daemon is touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -114,8 +115,24 @@ def project(tmp_path: Path) -> Iterator[ComposeProject]:
     try:
         yield created
     finally:
-        docker("compose", "-p", name, "down", "-v", "--remove-orphans", "--timeout", "1")
+        remove_project(name)
         shutil.rmtree(shm, ignore_errors=True)
+
+
+def remove_project(name: str) -> None:
+    """``docker compose down`` of the project, then whatever still carries its label: a down
+    that times out on a loaded machine must not leave the test's containers behind."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        docker(
+            "compose", "-p", name, "down", "-v", "--remove-orphans", "--timeout", "1", timeout=300
+        )
+    label = f"label=com.docker.compose.project={name}"
+    containers = docker("ps", "-aq", f"--filter={label}").stdout.split()
+    if containers:
+        docker("rm", "-f", "-v", *containers)
+    networks = docker("network", "ls", "-q", f"--filter={label}").stdout.split()
+    if networks:
+        docker("network", "rm", *networks)
 
 
 def host_files_containing(root: Path, needle: bytes) -> list[Path]:
