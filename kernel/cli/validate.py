@@ -20,6 +20,7 @@ from kernel.compose.args import split_args
 from kernel.errors import ComposeError, ExitCode, StorageError, UsageError
 
 if TYPE_CHECKING:
+    from kernel.compose.inject import LocatedProblem
     from kernel.compose.scan import Problem, Scan
 
 
@@ -106,21 +107,12 @@ def validate(
                 }
             )
     del values
-    if as_json:
-        app.out_json(_document(project.name, references, [p.to_json() for p in located]))
-    else:
-        for problem in located:
-            app.out(str(problem))
-            if problem.problem.error.hint:
-                app.out(f"  hint: {problem.problem.error.hint}")
+    doc = _document(project.name, references, [p.to_json() for p in located])
     summary = (
         f"project {project.name}: {plural(len(references), 'secret reference')} in "
         f"{plural(len(scan.services), 'service')}"
     )
-    if located:
-        app.abort(f"{summary}: {plural(len(located), 'problem')}", ExitCode.ERROR)
-    if not as_json:
-        app.info(f"{summary}: all valid")
+    _report(app, doc if as_json else None, located, summary)
 
 
 def _validate_stack(app: Application, path: Path, as_json: bool) -> None:
@@ -153,23 +145,31 @@ def _validate_stack(app: Application, path: Path, as_json: bool) -> None:
         for name, wanted in found.scan.services.items()
         for variable, ref in wanted.files.items()
     ]
-    if as_json:
-        doc = _document(None, references, [p.to_json() for p in located])
-        app.out_json({**doc, "stack_file": str(path)})
-    else:
-        for problem in located:
-            app.out(str(problem))
-            if problem.problem.error.hint:
-                app.out(f"  hint: {problem.problem.error.hint}")
+    doc = {**_document(None, references, [p.to_json() for p in located]), "stack_file": str(path)}
+    if not as_json:
         for warning in found.warnings:
             app.warn(warning)
     summary = (
         f"stack file {path}: {plural(len(references), 'secret reference')} in "
         f"{plural(len(found.scan.services), 'service')}"
     )
+    _report(app, doc if as_json else None, located, summary)
+
+
+def _report(
+    app: Application, doc: dict[str, Any] | None, located: list[LocatedProblem], summary: str
+) -> None:
+    """Print ``doc`` (``--json``) or each problem with its hint; exit 1 when there are any."""
+    if doc is not None:
+        app.out_json(doc)
+    else:
+        for problem in located:
+            app.out(str(problem))
+            if problem.problem.error.hint:
+                app.out(f"  hint: {problem.problem.error.hint}")
     if located:
         app.abort(f"{summary}: {plural(len(located), 'problem')}", ExitCode.ERROR)
-    if not as_json:
+    if doc is None:
         app.info(f"{summary}: all valid")
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.compose.files import locate
+from kernel.compose.inject import LocatedProblem
 from kernel.compose.scan import Problem, Scan, scan_model
 from kernel.errors import ComposeError, DSOError
 from kernel.labels import HEALTH_EXEC_LABEL, REFS_LABEL
@@ -39,7 +40,6 @@ __all__ = [
     "KEY_PREFIX",
     "MIN_VERSION",
     "StackFile",
-    "StackProblem",
     "dump",
     "locate_problems",
     "problems_error",
@@ -59,34 +59,6 @@ FILE_MODE = 0o400
 EXEC_HEALTHCHECK = {"interval": "2s", "timeout": "5s", "retries": 3}
 
 
-@dataclass(frozen=True, slots=True)
-class StackProblem:
-    """A problem with where it is: ``stack.yaml:12: service web, DB_PASSWORD: …``."""
-
-    file: str
-    line: int | None
-    problem: Problem
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        subject = f"service {self.problem.service}"
-        if self.problem.variable:
-            subject += f", {self.problem.variable}"
-        return f"{where}{subject}: {self.problem.message}"
-
-    def to_json(self) -> dict[str, Any]:
-        error = self.problem.error
-        return {
-            "file": self.file,
-            "line": self.line,
-            "service": self.problem.service,
-            "variable": self.problem.variable,
-            "reference": self.problem.reference,
-            "problem": self.problem.message,
-            "hint": error.hint,
-        }
-
-
 @dataclass(slots=True)
 class StackFile:
     """A stack file as read, with its references and what is wrong with them."""
@@ -97,7 +69,7 @@ class StackFile:
     scan: Scan
     #: Reference → the key dso adds under the top-level ``secrets:`` (``dso_<name>``).
     keys: dict[SecretReference, str] = field(default_factory=dict)
-    problems: list[StackProblem] = field(default_factory=list)
+    problems: list[LocatedProblem] = field(default_factory=list)
     #: The file's name in messages.
     shown: str = ""
     #: Things that work but deserve a look (a service without a healthcheck).
@@ -224,20 +196,20 @@ def _assign_keys(found: StackFile, problems: list[Problem]) -> None:
             found.keys[ref] = key
 
 
-def locate_problems(found: StackFile, problems: Sequence[Problem]) -> list[StackProblem]:
+def locate_problems(found: StackFile, problems: Sequence[Problem]) -> list[LocatedProblem]:
     """``problems`` of ``found`` (e.g. references that did not resolve) with file and line."""
     return _locate(found.path, found.shown or str(found.path), problems)
 
 
-def _locate(path: Path, shown: str, problems: Sequence[Problem]) -> list[StackProblem]:
+def _locate(path: Path, shown: str, problems: Sequence[Problem]) -> list[LocatedProblem]:
     located = []
     for problem in problems:
         where = locate([path], problem.service, problem.variable) if problem.variable else None
-        located.append(StackProblem(shown, where[1] if where else None, problem))
+        located.append(LocatedProblem(shown, where[1] if where else None, problem))
     return sorted(located, key=lambda p: (p.line is None, p.line or 0))
 
 
-def problems_error(stack: str, problems: Sequence[StackProblem]) -> DSOError:
+def problems_error(stack: str, problems: Sequence[LocatedProblem]) -> DSOError:
     """One error: the first problem's class and exit code, every problem listed."""
     first = problems[0].problem.error
     combined = copy.copy(first)
